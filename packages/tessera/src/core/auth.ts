@@ -1,0 +1,383 @@
+import { fail, type TesseraError } from './errors.js'
+import { transition, type AuthEvent, type SessionState } from './machine.js'
+import { abortable, classify, defaultRetry, retry, toTesseraError } from './retry.js'
+import { decodeSession, encodeSession } from './stored.js'
+import { decodeJwt, parseTokenResponse, type TokenSet } from './tokens.js'
+import type { ActionName, ActionState, Auth, AuthEventName, AuthNotice, AuthOptions, AuthSnapshot, Grant, WaitOptions } from './types.js'
+import { systemClock } from '../ports/clock.js'
+import { browserEnvironment } from '../ports/environment.js'
+import { memoryStorage, type StoragePort } from '../ports/storage.js'
+import { createAuthFetch } from '../transports/fetch.js'
+
+const noop = () => {}
+const IDLE: ActionState = { status: 'idle', error: null }
+const LOCAL = 'http://tessera.invalid'
+
+interface Deferred<T> {
+  promise: Promise<T>
+  resolve(value: T): void
+  reject(error: unknown): void
+}
+function deferred<T>(): Deferred<T> {
+  const d = {} as Deferred<T>
+  d.promise = new Promise<T>((res, rej) => ((d.resolve = res), (d.reject = rej)))
+  d.promise.catch(noop) // a refresh nobody awaits must not be an unhandled rejection
+  return d
+}
+
+/**
+ * Creates the session engine: one per session, shared by every transport and component.
+ *
+ * @remarks All refreshes go through one in-flight slot claimed synchronously (I1, P17); every
+ * waiter settles on success, failure, logout or dispose (I2); events are delivered after the state
+ * changed, outside any critical section, so handlers may call any verb (P16).
+ *
+ * @example
+ * ```ts
+ * const auth = createAuth({ authority: httpAuthority({ baseUrl: '/auth' }) })
+ * await auth.login({ email, password })
+ * const res = await auth.fetch('/api/me')
+ * ```
+ */
+export function createAuth<User = unknown, Credentials = unknown>(
+  options: AuthOptions<User, Credentials>,
+): Auth<User, Credentials> {
+  const { authority, key = 'tessera', leeway = 60_000, clock = systemClock, random = Math.random } = options
+  const policy = { ...defaultRetry, ...options.retry }
+  const allowed = (options.allowedOrigins ?? []).map((o) => new URL(o).origin)
+  let storage: StoragePort = options.storage ?? memoryStorage()
+
+  let state: SessionState<User> = { status: 'initializing', refreshing: false, tokens: null, generation: 0, user: null, error: null }
+  let actions: AuthSnapshot<User>['actions'] = { login: IDLE, logout: IDLE, refresh: IDLE }
+  const latest: Partial<Record<ActionName, Promise<unknown>>> = {}
+  let snapshot: AuthSnapshot<User> | null = null
+  let inflight: Deferred<TokenSet> | null = null
+  let refreshCtrl: AbortController | null = null
+  let loginCtrl: AbortController | null = null
+  let rejectedGeneration = -1
+  let cooldownUntil = 0
+  let lastFailure: TesseraError | null = null
+  let timer: unknown
+  let disposed = false
+  let changed = deferred<void>()
+  let writes = Promise.resolve()
+
+  const listeners = new Set<() => void>()
+  const handlers = new Map<AuthEventName, Set<(n: AuthNotice<User>) => void>>()
+  const queue: (() => void)[] = []
+  let flushing = false
+
+  // ── notifications: queued, delivered after state changed, never re-entered (P16) ──
+  function notify(task: () => void) {
+    queue.push(task)
+    if (flushing) return
+    flushing = true
+    while (queue.length)
+      try {
+        queue.shift()!()
+      } catch (e) {
+        queueMicrotask(() => {
+          throw e
+        })
+      }
+    flushing = false
+  }
+  function emit(type: AuthEventName, extra?: Partial<AuthNotice<User>>) {
+    notify(() => {
+      const notice = { type, snapshot: getSnapshot(), ...extra }
+      for (const h of handlers.get(type) ?? []) h(notice)
+    })
+  }
+  const changedSnapshot = () => {
+    snapshot = null
+    notify(() => listeners.forEach((l) => l()))
+  }
+
+  const lead = (t: TokenSet) => Math.min(leeway, (t.expiresAt! - t.receivedAt) / 4)
+  const expiring = (t: TokenSet) => t.expiresAt !== null && clock.now() >= t.expiresAt - lead(t)
+  const valid = (t: TokenSet) => t.expiresAt === null || clock.now() < t.expiresAt
+  const proto: ThisType<AuthSnapshot<User>> = {
+    get isAuthenticated() {
+      return this.status === 'authenticated'
+    },
+    get isExpiringSoon() {
+      return state.tokens !== null && expiring(state.tokens)
+    },
+  }
+  function getSnapshot(): AuthSnapshot<User> {
+    const { status, refreshing, user, error, generation, tokens } = state
+    return (snapshot ??= Object.freeze(
+      Object.assign(Object.create(proto), { status, refreshing, user, error, generation, expiresAt: tokens?.expiresAt ?? null, actions }),
+    ))
+  }
+
+  // ── the one place state changes ──
+  function dispatch(event: AuthEvent<User>) {
+    const prev = state
+    const [next, notices] = transition(prev, event)
+    if (next === prev) return false
+    state = next
+    if (next.tokens !== prev.tokens || next.user !== prev.user) persist()
+    if (next.tokens !== prev.tokens) arm()
+    if (next.status !== prev.status || !next.tokens) {
+      const error = next.status === 'expired' ? next.error! : fail(disposed ? 'DISPOSED' : 'LOGGED_OUT', 'The session ended')
+      if (!next.tokens && inflight) settleRefresh(error)
+      changed.resolve()
+      changed = deferred()
+    }
+    changedSnapshot()
+    if (next.status !== prev.status) emit('transition', { from: prev.status, event: event.type })
+    for (const n of notices) emit(n, n === 'refresh-error' || n === 'expired' ? { error: next.error! } : undefined)
+    return true
+  }
+
+  function settleRefresh(error: TesseraError) {
+    refreshCtrl?.abort(error)
+    inflight!.reject(error)
+    inflight = null
+  }
+
+  function track(name: ActionName, promise: Promise<unknown>) {
+    latest[name] = promise
+    const set = (s: ActionState) => {
+      if (latest[name] !== promise) return
+      actions = { ...actions, [name]: s }
+      changedSnapshot()
+    }
+    set({ status: 'pending', error: null })
+    promise.then(
+      () => set({ status: 'fulfilled', error: null }),
+      (e) => set({ status: 'rejected', error: toTesseraError(e, 'LOGIN_FAILED') }),
+    )
+  }
+
+  // ── storage: writes in order; a storage that throws is replaced by memory (P20) ──
+  function useStorage(op: (s: StoragePort) => unknown): Promise<unknown> {
+    return (async () => await op(storage))().catch((cause) => {
+      storage = memoryStorage()
+      emit('storage-error', { error: fail('STORAGE_UNAVAILABLE', 'Storage failed; keeping the session in memory', { cause }) })
+      return op(storage)
+    })
+  }
+  function persist() {
+    const { tokens, user } = state
+    writes = writes.then(() => useStorage((s) => (tokens ? s.set(key, encodeSession(tokens, user)) : s.remove(key)))).then(noop)
+  }
+
+  // ── proactive refresh: a timer is only a hint to look at the clock again (P14) ──
+  function arm() {
+    clock.clearTimeout(timer)
+    const t = state.tokens
+    if (disposed || state.status !== 'authenticated' || !t || t.expiresAt === null || inflight) return
+    const now = clock.now()
+    timer = clock.setTimeout(check, Math.max(t.expiresAt - lead(t) - now, cooldownUntil - now, 0))
+  }
+  function check() {
+    const t = state.tokens
+    if (state.status === 'authenticated' && t && expiring(t) && clock.now() >= cooldownUntil) startRefresh().catch(noop)
+    else arm()
+  }
+
+  // ── refresh: single flight, claimed before the first await (I1, P17) ──
+  function startRefresh(): Promise<TokenSet> {
+    if (inflight) return inflight.promise
+    if (disposed || state.status !== 'authenticated') return Promise.reject(ended())
+    const d = (inflight = deferred<TokenSet>())
+    const ctrl = (refreshCtrl = new AbortController())
+    const before = state.tokens!
+    clock.clearTimeout(timer)
+    dispatch({ type: 'refresh.started' })
+    track('refresh', d.promise)
+    retry(async (signal) => parseTokenResponse(await authority.refresh(before.refreshToken, signal), clock.now()), policy, clock, ctrl.signal, random).then(
+      (tokens) => {
+        if (inflight !== d) return // the session ended meanwhile: never revive it (P10)
+        inflight = null
+        cooldownUntil = 0
+        dispatch({ type: 'refresh.succeeded', tokens })
+        d.resolve(tokens)
+        if (subject(tokens) !== subject(before)) loadUser()
+      },
+      (error: TesseraError) => {
+        if (inflight !== d) return
+        inflight = null
+        if (classify(error) === 'rejected') {
+          const expired = fail('SESSION_EXPIRED', 'The session has expired; log in again', { cause: error, status: error.status })
+          dispatch({ type: 'refresh.rejected', error: expired })
+          return d.reject(expired)
+        }
+        // Transient or unexpected: keep the session and its still-valid token (I6, P11), cool down (P12).
+        lastFailure = error
+        cooldownUntil = clock.now() + policy.cooldown
+        dispatch({ type: 'refresh.failed', error })
+        arm()
+        d.reject(error)
+      },
+    )
+    return d.promise
+  }
+  const subject = (t: TokenSet) => decodeJwt(t.idToken ?? t.accessToken)?.sub
+
+  function ended(): TesseraError {
+    if (disposed) return fail('DISPOSED', 'The auth engine was disposed')
+    return state.status === 'expired' ? state.error! : fail('UNAUTHENTICATED', 'There is no session')
+  }
+
+  // ── tokens for requests ──
+  async function getGrant(opts: WaitOptions = {}): Promise<Grant> {
+    for (;;) {
+      const { status, tokens: t, generation } = state
+      if (disposed) throw ended()
+      if (status === 'initializing' || status === 'authenticating') {
+        await abortable(changed.promise, opts.signal)
+        continue
+      }
+      if (status !== 'authenticated' || !t) throw ended()
+      const rejected = generation === rejectedGeneration
+      if (!rejected && !expiring(t)) return { token: t.accessToken, generation }
+      try {
+        if (!inflight && clock.now() < cooldownUntil) throw lastFailure
+        await abortable(startRefresh(), opts.signal)
+      } catch (e) {
+        // A failed proactive refresh keeps a token that is still valid (P11).
+        if (!rejected && valid(t) && state.generation === generation && classify(e) !== 'rejected' && state.status === 'authenticated')
+          return { token: t.accessToken, generation }
+        throw e
+      }
+    }
+  }
+
+  function handleUnauthorized(generation: number, opts?: WaitOptions): Promise<Grant> {
+    emit('unauthorized', { generation })
+    if (generation === state.generation) rejectedGeneration = generation
+    return getGrant(opts)
+  }
+
+  async function loadUser() {
+    const t = state.tokens
+    if (!authority.fetchUser || !t) return
+    const session = state.tokens
+    try {
+      const user = await authority.fetchUser(t.accessToken, new AbortController().signal)
+      if (state.status === 'authenticated' && subject(state.tokens!) === subject(session!)) dispatch({ type: 'user.loaded', user })
+    } catch (e) {
+      emit('user-error', { error: toTesseraError(e, 'NETWORK_ERROR') })
+    }
+  }
+
+  // ── verbs ──
+  function login(credentials: Credentials): Promise<void> {
+    loginCtrl?.abort()
+    const ctrl = (loginCtrl = new AbortController())
+    dispatch({ type: 'login.started' })
+    const run = (async () => {
+      const body = await abortable(authority.login(credentials, ctrl.signal), ctrl.signal)
+      const tokens = parseTokenResponse(body, clock.now())
+      if (loginCtrl !== ctrl) throw fail('ABORTED', 'A newer login or a logout replaced this login')
+      loginCtrl = null
+      dispatch({ type: 'login.succeeded', tokens })
+      await loadUser()
+    })().catch((e) => {
+      const error = ctrl.signal.aborted ? fail('ABORTED', 'A newer login or a logout replaced this login') : toTesseraError(e, 'LOGIN_FAILED')
+      if (loginCtrl === ctrl) {
+        loginCtrl = null
+        dispatch({ type: 'login.failed', error })
+      }
+      throw error
+    })
+    track('login', run)
+    return run
+  }
+
+  function logout(): Promise<void> {
+    const tokens = state.tokens
+    loginCtrl?.abort()
+    loginCtrl = null
+    dispatch({ type: 'logout' })
+    const run = tokens && authority.logout ? authority.logout(tokens) : Promise.resolve()
+    track('logout', run)
+    return run
+  }
+
+  // Concurrent callers get the very same promise; a cached token is never an answer here (P18).
+  const shared = new WeakMap<Deferred<TokenSet>, Promise<void>>()
+  function refresh(): Promise<void> {
+    if (!inflight) cooldownUntil = 0 // an explicit call is not an automatic retry: it may go now
+    const p = startRefresh().then(noop)
+    if (!inflight) return p
+    if (!shared.has(inflight)) shared.set(inflight, p)
+    return shared.get(inflight)!
+  }
+
+  async function restore() {
+    const raw = await useStorage((s) => s.get(key))
+    let restored: { tokens: TokenSet; user: User | null } | null = null
+    if (raw != null)
+      try {
+        restored = decodeSession<User>(raw as string)
+        if (!restored.tokens.refreshToken && !valid(restored.tokens)) restored = null
+      } catch (error) {
+        emit('storage-error', { error: error as TesseraError })
+      }
+    if (!restored && authority.restore) {
+      const body = await authority.restore(new AbortController().signal)
+      if (body != null) {
+        dispatch({ type: 'restore.succeeded', tokens: parseTokenResponse(body, clock.now()), user: null })
+        return loadUser()
+      }
+    }
+    dispatch(restored ? { type: 'restore.succeeded', ...restored } : { type: 'restore.failed', error: null })
+    if (restored && !restored.user) return loadUser()
+  }
+  const restoring = restore().catch((e) => void dispatch({ type: 'restore.failed', error: toTesseraError(e, 'NETWORK_ERROR') }))
+
+  const stopEnvironment = (options.environment ?? browserEnvironment).subscribe((signal) => {
+    if (signal === 'online') cooldownUntil = 0
+    check()
+  })
+
+  const auth: Auth<User, Credentials> = {
+    getSnapshot,
+    subscribe(listener) {
+      listeners.add(listener)
+      return () => void listeners.delete(listener)
+    },
+    on(type, handler) {
+      const set = handlers.get(type) ?? new Set()
+      handlers.set(type, set.add(handler))
+      return () => void set.delete(handler)
+    },
+    login,
+    logout,
+    refresh,
+    getGrant,
+    getAccessToken: (opts) => getGrant(opts).then((g) => g.token),
+    handleUnauthorized,
+    isAllowedUrl(url) {
+      const page = globalThis.location?.href
+      try {
+        const { origin } = new URL(url, page ?? LOCAL)
+        return origin === new URL(page ?? LOCAL).origin || allowed.includes(origin)
+      } catch {
+        return false
+      }
+    },
+    fetch: (input, init) => fetcher(input, init),
+    ready: () => restoring.then(noop),
+    resetAction(name) {
+      actions = { ...actions, [name]: IDLE }
+      delete latest[name]
+      changedSnapshot()
+    },
+    dispose() {
+      if (disposed) return
+      disposed = true
+      clock.clearTimeout(timer)
+      stopEnvironment()
+      loginCtrl?.abort()
+      if (inflight) settleRefresh(ended())
+      changed.resolve()
+    },
+  }
+  const fetcher = createAuthFetch(auth, options.fetch)
+  return auth
+}

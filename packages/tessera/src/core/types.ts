@@ -1,0 +1,173 @@
+import type { TesseraError } from './errors.js'
+import type { AuthEventType, AuthStatus } from './machine.js'
+import type { TokenSet } from './tokens.js'
+import type { RetryPolicy } from './retry.js'
+import type { Clock } from '../ports/clock.js'
+import type { EnvironmentPort } from '../ports/environment.js'
+import type { StoragePort } from '../ports/storage.js'
+
+/**
+ * The token server, as the engine needs it. The engine never knows URLs or response shapes:
+ * `login`, `refresh` and `restore` resolve with the raw JSON body, which the engine validates.
+ *
+ * To end a session, throw a {@link TesseraError} `INVALID_GRANT` from `refresh`; throw
+ * `NETWORK_ERROR`/`TIMEOUT` (with `retryAfter` when known) for anything transient.
+ */
+export interface Authority<User = unknown, Credentials = unknown> {
+  /** Exchanges credentials for a token response body. */
+  login(credentials: Credentials, signal: AbortSignal): Promise<unknown>
+  /** Exchanges a refresh token (absent for cookie sessions) for a token response body. */
+  refresh(refreshToken: string | undefined, signal: AbortSignal): Promise<unknown>
+  /** Revokes the session on the server. Best effort: the local session ends regardless. */
+  logout?(tokens: TokenSet): Promise<void>
+  /** Loads the user profile with a fresh access token. */
+  fetchUser?(accessToken: string, signal: AbortSignal): Promise<User>
+  /**
+   * Finds a session when storage has none: a refresh cookie, an OIDC callback in the URL.
+   * Resolves with a token response body, or `null` when there is no session.
+   */
+  restore?(signal: AbortSignal): Promise<unknown>
+}
+
+/** Progress of one user-visible action, for forms and buttons. */
+export interface ActionState {
+  status: 'idle' | 'pending' | 'fulfilled' | 'rejected'
+  error: TesseraError | null
+}
+
+/** The actions whose progress the snapshot tracks. */
+export type ActionName = 'login' | 'logout' | 'refresh'
+
+/**
+ * An immutable view of the session, replaced only when something changes (safe for
+ * `useSyncExternalStore`). Holds no token.
+ */
+export interface AuthSnapshot<User = unknown> {
+  readonly status: AuthStatus
+  /** A refresh is running; orthogonal to `status`. */
+  readonly refreshing: boolean
+  readonly user: User | null
+  /** Why there is no session, or the last refresh failure. Never contains a token. */
+  readonly error: TesseraError | null
+  /** Local-clock expiry of the access token (ms since epoch), `null` if unknown or no session. */
+  readonly expiresAt: number | null
+  /** Token generation: increments each time the access token changes. */
+  readonly generation: number
+  /** Per-action progress: `actions.login.status === 'pending'` while a login runs. */
+  readonly actions: Readonly<Record<ActionName, Readonly<ActionState>>>
+  /** Derived: `status === 'authenticated'`. */
+  readonly isAuthenticated: boolean
+  /** Derived on read: the access token is inside the leeway (or past expiry). */
+  readonly isExpiringSoon: boolean
+}
+
+/** Names of the events `auth.on` accepts. */
+export type AuthEventName =
+  | 'login'
+  | 'logout'
+  | 'refresh'
+  | 'refresh-error'
+  | 'expired'
+  | 'unauthorized'
+  | 'transition'
+  | 'user'
+  | 'user-error'
+  | 'storage-error'
+
+/** What an event handler receives. Never contains a token. */
+export interface AuthNotice<User = unknown> {
+  type: AuthEventName
+  /** The snapshot after the event. */
+  snapshot: AuthSnapshot<User>
+  /** For `refresh-error`, `expired`, `user-error`, `storage-error`. */
+  error?: TesseraError
+  /** For `transition`: the status left, and the machine event that caused it. */
+  from?: AuthStatus
+  event?: AuthEventType
+  /** For `unauthorized`: the token generation the rejected request carried. */
+  generation?: number
+}
+
+/** A token to send, stamped with its generation (P2). */
+export interface Grant {
+  token: string
+  generation: number
+}
+
+/** Options of {@link createAuth}. */
+export interface AuthOptions<User = unknown, Credentials = unknown> {
+  /** The token server. */
+  authority: Authority<User, Credentials>
+  /** Session key: storage key and cross-tab scope. @defaultValue `'tessera'` */
+  key?: string
+  /** Where the session survives reloads. @defaultValue memory (tokens never persisted) */
+  storage?: StoragePort
+  /** Refresh this long before expiry, in ms (capped at a quarter of the token's lifetime). @defaultValue 60 000 */
+  leeway?: number
+  /** Refresh retry, timeout and cooldown. */
+  retry?: Partial<RetryPolicy>
+  /** Origins (besides the page's own and relative URLs) that may receive the token (I5). */
+  allowedOrigins?: string[]
+  /** The `fetch` used by `auth.fetch`. @defaultValue `globalThis.fetch`, looked up per call */
+  fetch?: typeof fetch
+  /** @defaultValue the system clock */
+  clock?: Clock
+  /** @defaultValue page lifecycle events in browsers, nothing elsewhere */
+  environment?: EnvironmentPort
+  /** Source of jitter, `[0, 1)`. @defaultValue `Math.random` */
+  random?: () => number
+}
+
+/** Per-request option of `auth.fetch`: `'none'` sends a visitor request untouched. */
+export interface AuthRequestInit extends RequestInit {
+  auth?: 'required' | 'none'
+}
+
+/** Waiting for a token can be cancelled. */
+export interface WaitOptions {
+  signal?: AbortSignal | null
+}
+
+/** The session engine. Create one with {@link createAuth}. */
+export interface Auth<User = unknown, Credentials = unknown> {
+  /** The current snapshot; the same object until something changes. */
+  getSnapshot(): AuthSnapshot<User>
+  /** Calls `listener` after every snapshot change; returns the unsubscribe function. */
+  subscribe(listener: () => void): () => void
+  /** Listens to one event; returns the function that stops listening. Handlers may call any verb (P16). */
+  on(event: AuthEventName, handler: (notice: AuthNotice<User>) => void): () => void
+  /**
+   * Logs in. Resolves once authenticated (and the user loaded, if the authority can).
+   * @throws {@link TesseraError} as thrown by the authority, `INVALID_TOKEN_RESPONSE`, or `ABORTED` when a newer login or a logout supersedes it.
+   */
+  login(credentials: Credentials): Promise<void>
+  /**
+   * Ends the session at once (waiting requests reject with `LOGGED_OUT`), then tells the server.
+   * @throws when the server could not be told; the local session is over regardless.
+   */
+  logout(): Promise<void>
+  /**
+   * Refreshes now. Concurrent callers share one refresh (I1) and get the same promise.
+   * @throws {@link TesseraError} `SESSION_EXPIRED`, `NETWORK_ERROR`, `TIMEOUT`, `LOGGED_OUT`, `UNAUTHENTICATED`.
+   */
+  refresh(): Promise<void>
+  /** Resolves an access token that is valid now, waiting for or starting a refresh when needed. */
+  getAccessToken(options?: WaitOptions): Promise<string>
+  /** Like {@link Auth.getAccessToken}, with the token's generation, for transports. */
+  getGrant(options?: WaitOptions): Promise<Grant>
+  /**
+   * For transports: a request sent with `generation` got 401. Resolves the token to replay with:
+   * the current one if it is newer (no refresh, P2), else a refreshed one (single flight, P1).
+   */
+  handleUnauthorized(generation: number, options?: WaitOptions): Promise<Grant>
+  /** Whether a token may be sent to `url` (relative, the page's origin, or `allowedOrigins`). */
+  isAllowedUrl(url: string | URL): boolean
+  /** `fetch` with the token attached and 401s refreshed and replayed once. */
+  fetch(input: RequestInfo | URL, init?: AuthRequestInit): Promise<Response>
+  /** Resolves when the session has been restored (status left `initializing`). */
+  ready(): Promise<void>
+  /** Sets an action's progress back to `idle` (e.g. when a form is reopened). */
+  resetAction(name: ActionName): void
+  /** Stops timers and listeners; waiting callers reject with `DISPOSED`. */
+  dispose(): void
+}

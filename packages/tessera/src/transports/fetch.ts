@@ -1,0 +1,46 @@
+import { fail } from '../core/errors.js'
+import type { Auth, AuthRequestInit } from '../core/types.js'
+
+/** The part of the engine a transport uses: nothing private. */
+export type AuthTransportApi = Pick<Auth, 'getGrant' | 'handleUnauthorized' | 'isAllowedUrl'>
+
+/**
+ * Wraps a `fetch` so that requests to allowed origins carry the session's token.
+ *
+ * - The token is read at send time and each request remembers its generation (P2, P7).
+ * - A 401 refreshes once (shared with every other request, P1) and replays once (I3, P5); a 401
+ *   for an already-replaced token replays at once with the new one.
+ * - `init.auth: 'none'` and other origins are sent untouched (I5).
+ * - A request waiting for a refresh honours its `AbortSignal`; when the session ends it rejects
+ *   with `LOGGED_OUT` / `SESSION_EXPIRED` (I4).
+ *
+ * @throws {@link TesseraError} `BODY_NOT_REPLAYABLE` when a 401 answers a one-shot stream body.
+ * @example
+ * ```ts
+ * const api = createAuthFetch(auth, myFetch)
+ * const res = await api('/api/items', { method: 'POST', body: JSON.stringify(item) })
+ * ```
+ */
+export function createAuthFetch(auth: AuthTransportApi, fetchImpl?: typeof fetch) {
+  const send: typeof fetch = fetchImpl ?? ((input, init) => globalThis.fetch(input, init))
+  return async function authFetch(input: RequestInfo | URL, init: AuthRequestInit = {}): Promise<Response> {
+    const { auth: mode, ...rest } = init
+    const request = typeof Request !== 'undefined' && input instanceof Request ? input : null
+    if (mode === 'none' || !auth.isAllowedUrl(request ? request.url : String(input))) return send(input, rest)
+    const signal = rest.signal ?? request?.signal
+    const attempt = (token: string) => {
+      const headers = new Headers(rest.headers ?? request?.headers)
+      headers.set('Authorization', `Bearer ${token}`)
+      // A Request is cloned per attempt so its body can be sent again; plain bodies are reusable.
+      return request ? send(new Request(request.clone(), { ...rest, headers })) : send(input, { ...rest, headers })
+    }
+    const grant = await auth.getGrant({ signal })
+    const response = await attempt(grant.token)
+    if (response.status !== 401) return response
+    if (typeof ReadableStream !== 'undefined' && rest.body instanceof ReadableStream)
+      throw fail('BODY_NOT_REPLAYABLE', 'Got 401 for a request whose stream body cannot be sent twice', { status: 401, response })
+    const replay = await auth.handleUnauthorized(grant.generation, { signal })
+    await response.body?.cancel().catch(() => {})
+    return attempt(replay.token)
+  }
+}

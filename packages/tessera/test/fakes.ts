@@ -1,0 +1,170 @@
+import { TesseraError, createAuth, type AuthOptions, type Clock, type EnvironmentSignal, type StoragePort } from '../src/index.js'
+
+/** Lets pending promise callbacks run (several rounds, for chains). */
+export async function flush(rounds = 20) {
+  for (let i = 0; i < rounds; i++) await Promise.resolve()
+}
+
+/** A forward-only clock. `advance` fires due timers in order; `jump` moves time without firing (sleep). */
+export class FakeClock implements Clock {
+  t = Date.UTC(2026, 10, 25, 12)
+  #id = 0
+  timers = new Map<number, { at: number; fn: () => void }>()
+  now = () => this.t
+  setTimeout = (fn: () => void, ms: number) => {
+    this.timers.set(++this.#id, { at: this.t + Math.max(0, ms), fn })
+    return this.#id
+  }
+  clearTimeout = (id: unknown) => void this.timers.delete(id as number)
+  /** Moves time forward by `ms`, firing each timer at its due time, with microtasks flushed between. */
+  async advance(ms: number) {
+    const end = this.t + ms
+    await flush()
+    for (;;) {
+      const next = [...this.timers].filter(([, x]) => x.at <= end).sort((a, b) => a[1].at - b[1].at || a[0] - b[0])[0]
+      if (!next) break
+      this.timers.delete(next[0])
+      this.t = Math.max(this.t, next[1].at)
+      next[1].fn()
+      await flush()
+    }
+    this.t = end
+    await flush()
+  }
+  /** Time passes with no timer firing (a sleeping laptop); overdue timers fire on the next advance. */
+  jump(ms: number) {
+    this.t += ms
+  }
+}
+
+/** Environment signals fired by hand. */
+export class FakeEnvironment {
+  emit: ((s: EnvironmentSignal) => void) | null = null
+  subscribe = (emit: (s: EnvironmentSignal) => void) => {
+    this.emit = emit
+    return () => void (this.emit = null)
+  }
+  fire(s: EnvironmentSignal) {
+    this.emit?.(s)
+  }
+}
+
+/** A map-backed storage that can be told to throw. */
+export class FakeStorage implements StoragePort {
+  map = new Map<string, string>()
+  broken = false
+  get = (k: string) => {
+    if (this.broken) throw new Error('SecurityError: storage disabled')
+    return this.map.get(k) ?? null
+  }
+  set = (k: string, v: string) => {
+    if (this.broken) throw new DOMException('quota exceeded', 'QuotaExceededError')
+    this.map.set(k, v)
+  }
+  remove = (k: string) => {
+    if (this.broken) throw new Error('SecurityError: storage disabled')
+    this.map.delete(k)
+  }
+}
+
+export type Outcome = 'ok' | 'reject' | 'network' | '503' | '429' | 'hang' | 'malformed'
+
+/**
+ * An in-process token server: rotating single-use refresh tokens (a reused one is rejected and
+ * counted), access tokens `at-N` valid for `ttl` seconds, and a resource check for `fetch`.
+ * `next` scripts the outcome of the coming refresh attempts (default ok).
+ */
+export class FakeServer {
+  ttl = 300
+  n = 0
+  refreshCalls = 0
+  loginCalls = 0
+  reuse = 0
+  next: Outcome[] = []
+  /** The access tokens the resource server still accepts. */
+  live = new Set<string>()
+  current: string | null = null
+  refreshTokens = new Map<string, 'fresh' | 'used'>()
+  hanging: (() => void)[] = []
+  clock: FakeClock
+  constructor(clock: FakeClock) {
+    this.clock = clock
+  }
+  issue() {
+    const at = `at-${++this.n}`
+    const rt = `rt-${this.n}`
+    this.live.add(at)
+    this.current = at
+    this.refreshTokens.set(rt, 'fresh')
+    return { access_token: at, refresh_token: rt, expires_in: this.ttl, token_type: 'Bearer' }
+  }
+  /** Revoke every access token (the server restarted its keys, say). */
+  revokeAccess() {
+    this.live.clear()
+  }
+  authority = {
+    login: async (c: { user: string; password: string }) => {
+      this.loginCalls++
+      await Promise.resolve()
+      if (c.password !== 'pw') throw new TesseraError('LOGIN_FAILED', 'Wrong email or password', { status: 401 })
+      return this.issue()
+    },
+    refresh: (rt: string | undefined, signal: AbortSignal) => {
+      this.refreshCalls++
+      const outcome = this.next.shift() ?? 'ok'
+      return new Promise<unknown>((resolve, reject) => {
+        const settle = () => {
+          if (outcome === 'hang') return
+          if (outcome === 'network') return reject(new TypeError('fetch failed'))
+          if (outcome === '503') return reject(new TesseraError('NETWORK_ERROR', 'Service unavailable', { status: 503 }))
+          if (outcome === '429') return reject(new TesseraError('NETWORK_ERROR', 'Too many requests', { status: 429, retryAfter: 5_000 }))
+          if (outcome === 'malformed') return resolve({ access_token: 42 })
+          if (outcome === 'reject' || !rt || this.refreshTokens.get(rt) !== 'fresh') {
+            if (rt && this.refreshTokens.get(rt) === 'used') this.reuse++
+            return reject(new TesseraError('INVALID_GRANT', 'invalid_grant', { status: 400 }))
+          }
+          this.refreshTokens.set(rt, 'used')
+          resolve(this.issue())
+        }
+        if (outcome === 'hang') this.hanging.push(() => reject(new TypeError('connection reset')))
+        // Answer on a later tick, like a real server.
+        Promise.resolve().then(settle)
+        signal.addEventListener('abort', () => reject(signal.reason))
+      })
+    },
+    logout: async () => {},
+    fetchUser: async (token: string) => {
+      if (!this.live.has(token)) throw new TesseraError('NETWORK_ERROR', 'unauthorized', { status: 401 })
+      return { id: 'u1', name: 'Ada' }
+    },
+  }
+  requests: { url: string; auth: string | null; body: string | null }[] = []
+  /** A resource server: 401 unless the bearer token is live. */
+  fetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const req = new Request(input instanceof Request || /^https?:/.test(String(input)) ? input : new URL(String(input), 'http://tessera.invalid'), init)
+    const auth = req.headers.get('authorization')
+    const body = req.body ? await req.text() : null
+    this.requests.push({ url: req.url, auth, body })
+    const token = auth?.replace(/^Bearer /, '') ?? ''
+    if (!this.live.has(token)) return new Response('{"error":"invalid_token"}', { status: 401 })
+    return new Response(JSON.stringify({ ok: true, token, body }), { status: 200 })
+  }
+}
+
+/** A fresh engine over fakes. */
+export function setup(extra: Partial<AuthOptions<{ id: string; name: string }, { user: string; password: string }>> = {}) {
+  const clock = new FakeClock()
+  const server = new FakeServer(clock)
+  const environment = new FakeEnvironment()
+  const storage = new FakeStorage()
+  const auth = createAuth({
+    authority: server.authority,
+    clock,
+    environment,
+    storage,
+    fetch: server.fetch as typeof fetch,
+    random: () => 0.5,
+    ...extra,
+  })
+  return { auth, clock, server, environment, storage }
+}
