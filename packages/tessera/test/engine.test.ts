@@ -229,7 +229,7 @@ describe('refresh', () => {
     const { auth, clock, server } = setup()
     const skewedNow = Math.floor(clock.now() / 1000) - 3600 // server clock an hour behind
     const jwt = (claims: object) => `e30.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig`
-    server.authority.login = async () => ({ access_token: jwt({ sub: 'u1', iat: skewedNow, exp: skewedNow + 600 }) })
+    server.authority.login = async () => ({ access_token: jwt({ sub: 'u1', iat: skewedNow, exp: skewedNow + 600 }) }) as never
     await auth.ready()
     await auth.login(creds)
     expect(auth.getSnapshot().expiresAt).toBe(clock.now() + 600_000)
