@@ -1,0 +1,108 @@
+import { Hono } from 'hono';
+import { serveStatic } from '@hono/node-server/serve-static';
+import { apiRoutes } from './api-routes.ts';
+import { authRoutes } from './auth-routes.ts';
+import type { AppContext, Env } from './context.ts';
+import { cors } from './cors.ts';
+import { devRoutes } from './dev-routes.ts';
+import { Faults } from './faults.ts';
+import { HttpError, errorResponse } from './http-errors.ts';
+import { HOME_PAGE } from './home-page.ts';
+import { resolveOptions, type ResolvedOptions, type ServerOptions } from './options.ts';
+import { createDummyHash } from './passwords.ts';
+import { RefreshTokens } from './refresh-tokens.ts';
+import { Stats } from './stats.ts';
+import { openStore } from './store/index.ts';
+import type { Store } from './store/types.ts';
+import { LoginThrottle } from './throttle.ts';
+import { createTokenSigner, type TokenSigner } from './tokens.ts';
+import { join } from 'node:path';
+
+/** What {@link createApp} resolves to. */
+export interface TesseraApp {
+  app: Hono<Env>;
+  store: Store;
+  stats: Stats;
+  signer: TokenSigner;
+  faults: Faults;
+  options: ResolvedOptions;
+  /** Releases requests held by faults and closes the store unless it was passed in. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the Hono app: opens the store (running migrations), loads or creates the signing key.
+ * @throws TypeError for invalid options; rejects when the database cannot be opened.
+ * @example const { app, close } = await createApp({ scryptCost: 1024 }); await app.request('/auth/me');
+ */
+export async function createApp(input: ServerOptions = {}): Promise<TesseraApp> {
+  const options = resolveOptions(input);
+  const [store, signer, dummyPasswordHash] = await Promise.all([
+    input.store ?? openStore(options),
+    createTokenSigner({
+      keysDir: options.dataDir ? join(options.dataDir, 'keys') : undefined,
+      issuer: options.issuer,
+      audience: options.audience,
+    }),
+    createDummyHash(options.scryptCost),
+  ]);
+  if (input.store) await store.migrate();
+  const stats = new Stats();
+  const faults = new Faults();
+  const ctx: AppContext = {
+    options,
+    store,
+    signer,
+    stats,
+    faults,
+    dummyPasswordHash,
+    refreshTokens: new RefreshTokens({ store, signer, options, stats }),
+    throttle: new LoginThrottle({ windowMs: options.throttle.windowMs, now: options.now }),
+  };
+
+  const app = new Hono<Env>();
+  app.onError((error, c) => {
+    if (error instanceof HttpError) return errorResponse(c, error.status, error.code, error.message, error.headers);
+    options.logger.error('unhandled error', { method: c.req.method, path: c.req.path, error: String(error) });
+    return errorResponse(c, 500, 'server_error', 'Something went wrong on the server.');
+  });
+  app.notFound((c) => errorResponse(c, 404, 'not_found', `No route for ${c.req.method} ${c.req.path}.`));
+
+  app.use('*', async (c, next) => {
+    await next();
+    c.header('X-Content-Type-Options', 'nosniff');
+    c.header('Referrer-Policy', 'no-referrer');
+  });
+  app.use('*', cors(options.corsOrigins));
+  app.use('/auth/refresh', async (c, next) => {
+    if (c.req.method === 'POST') stats.counters.refresh.calls++;
+    await next();
+  });
+  if (options.faults) app.post('/auth/refresh', faults.middleware());
+
+  app.route('/auth', authRoutes(ctx));
+  app.route('/api', apiRoutes(ctx));
+  if (options.faults) app.route('/', devRoutes(ctx));
+  app.get('/.well-known/jwks.json', (c) => {
+    c.header('Cache-Control', 'public, max-age=300');
+    return c.json(signer.jwks, 200);
+  });
+  if (options.staticDir) {
+    app.use('*', serveStatic({ root: options.staticDir }));
+  } else {
+    app.get('/', (c) => c.html(HOME_PAGE));
+  }
+
+  return {
+    app,
+    store,
+    stats,
+    signer,
+    faults,
+    options,
+    async close() {
+      faults.release();
+      if (!input.store) await store.close();
+    },
+  };
+}

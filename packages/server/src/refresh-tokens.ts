@@ -1,0 +1,144 @@
+import { randomUUID } from 'node:crypto';
+import type { ResolvedOptions } from './options.ts';
+import type { Stats } from './stats.ts';
+import type { RefreshTokenRecord, Store, UserRecord } from './store/types.ts';
+import type { TokenSigner } from './tokens.ts';
+import { hashToken, newOpaqueToken, seal, unseal } from './crypto-utils.ts';
+
+/** What the token endpoints hand out. */
+export interface IssuedTokens {
+  accessToken: string;
+  /** Access token expiry, seconds since the epoch. */
+  accessExp: number;
+  refreshToken: string;
+  /** When the refresh token stops working (idle or absolute lifetime, whichever is first), ms. */
+  refreshExpiresAt: number;
+  user: UserRecord;
+}
+
+export type RotationFailure = 'unknown' | 'revoked' | 'expired' | 'reused' | 'user_gone';
+export type RotationResult = { ok: true; tokens: IssuedTokens; replayed: boolean } | { ok: false; reason: RotationFailure };
+
+interface Deps {
+  store: Store;
+  signer: TokenSigner;
+  options: ResolvedOptions;
+  stats: Stats;
+}
+
+interface SealedPair {
+  refreshToken: string;
+  accessToken: string;
+  accessExp: number;
+}
+
+/** Issues, rotates and revokes refresh tokens. Rotation is single use; reuse revokes the family. */
+export class RefreshTokens {
+  readonly #d: Deps;
+
+  constructor(deps: Deps) {
+    this.#d = deps;
+  }
+
+  /** Starts a new family for `user` (login). */
+  async issue(user: UserRecord): Promise<IssuedTokens> {
+    const now = this.#d.options.now();
+    const refreshToken = newOpaqueToken();
+    const familyId = randomUUID();
+    const record = {
+      id: randomUUID(),
+      tokenHash: hashToken(refreshToken),
+      familyId,
+      parentId: null,
+      userId: user.id,
+      createdAt: now,
+      idleExpiresAt: now + this.#d.options.refreshIdleTtl * 1000,
+      absoluteExpiresAt: now + this.#d.options.refreshAbsoluteTtl * 1000,
+    };
+    await this.#d.store.insertRefreshToken(record);
+    const access = await this.#d.signer.sign(user.id, user.roles, now, this.#d.options.accessTokenTtl);
+    return { accessToken: access.token, accessExp: access.exp, refreshToken, refreshExpiresAt: expiresAt(record), user };
+  }
+
+  /**
+   * Exchanges a refresh token for a new pair.
+   * @remarks Atomic across processes: of N concurrent calls with one token exactly one rotates; the others
+   * see a used token and are treated as reuse (or, within `reuseGraceMs`, get the winner's pair).
+   */
+  async rotate(presented: string): Promise<RotationResult> {
+    const { store, options } = this.#d;
+    const tokenHash = hashToken(presented);
+    let record = await store.findRefreshToken(tokenHash);
+    for (let attempt = 0; attempt < 2 && record; attempt++) {
+      const now = options.now();
+      if (record.usedAt !== null) return this.#reusedOrGrace(presented, record, now);
+      if (record.revokedAt !== null) return { ok: false, reason: 'revoked' };
+      if (now >= expiresAt(record)) return { ok: false, reason: 'expired' };
+      const user = await store.findUserById(record.userId);
+      if (!user) return { ok: false, reason: 'user_gone' };
+
+      const refreshToken = newOpaqueToken();
+      const child = {
+        id: randomUUID(),
+        tokenHash: hashToken(refreshToken),
+        familyId: record.familyId,
+        parentId: record.id,
+        userId: record.userId,
+        createdAt: now,
+        idleExpiresAt: now + options.refreshIdleTtl * 1000,
+        absoluteExpiresAt: record.absoluteExpiresAt,
+      };
+      const access = await this.#d.signer.sign(user.id, user.roles, now, options.accessTokenTtl);
+      const pair: SealedPair = { refreshToken, accessToken: access.token, accessExp: access.exp };
+      const sealed = options.reuseGraceMs > 0 ? seal(presented, pair) : null;
+      if (await store.rotateRefreshToken(record.id, now, sealed, child)) {
+        return { ok: true, replayed: false, tokens: { ...pair, refreshExpiresAt: expiresAt(child), user } };
+      }
+      // Another request rotated (or revoked) this token between our read and our update: look again.
+      record = await store.findRefreshToken(tokenHash);
+    }
+    return { ok: false, reason: record ? 'revoked' : 'unknown' };
+  }
+
+  async #reusedOrGrace(presented: string, record: RefreshTokenRecord, now: number): Promise<RotationResult> {
+    const { store, options, stats } = this.#d;
+    if (options.reuseGraceMs > 0 && record.successorSealed && record.revokedAt === null && now - record.usedAt! <= options.reuseGraceMs) {
+      const pair = unseal(presented, record.successorSealed) as SealedPair | undefined;
+      const successor = pair && (await store.findRefreshToken(hashToken(pair.refreshToken)));
+      // Only the latest rotation is replayable: once the successor itself was used, this is plain reuse.
+      if (pair && successor && successor.usedAt === null && successor.revokedAt === null) {
+        const user = await store.findUserById(record.userId);
+        if (!user) return { ok: false, reason: 'user_gone' };
+        return { ok: true, replayed: true, tokens: { ...pair, refreshExpiresAt: expiresAt(successor), user } };
+      }
+    }
+    const revoked = await store.revokeFamily(record.familyId, now);
+    stats.counters.refresh.reuseDetected++;
+    const event = {
+      id: randomUUID(),
+      kind: 'refresh_token_reuse',
+      userId: record.userId,
+      familyId: record.familyId,
+      detail: { tokenId: record.id, usedAt: record.usedAt, revokedTokens: revoked },
+      createdAt: now,
+    };
+    await store.insertSecurityEvent(event);
+    options.logger.warn('security event: refresh token reuse, family revoked', {
+      userId: record.userId,
+      familyId: record.familyId,
+      tokenId: record.id,
+      revokedTokens: revoked,
+    });
+    return { ok: false, reason: 'reused' };
+  }
+
+  /** Revokes the family of `presented` (logout). Unknown tokens are ignored. */
+  async revoke(presented: string): Promise<void> {
+    const record = await this.#d.store.findRefreshToken(hashToken(presented));
+    if (record) await this.#d.store.revokeFamily(record.familyId, this.#d.options.now());
+  }
+}
+
+function expiresAt(t: { idleExpiresAt: number; absoluteExpiresAt: number }): number {
+  return Math.min(t.idleExpiresAt, t.absoluteExpiresAt);
+}

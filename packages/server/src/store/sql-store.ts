@@ -1,0 +1,215 @@
+import { migrations } from './migrations.ts';
+import type { NewRefreshToken, OutboxMessage, RefreshTokenRecord, SecurityEvent, Store, UserRecord } from './types.ts';
+
+type Row = Record<string, unknown>;
+
+/** Runs one parameterised statement and returns its rows. */
+export interface Queryable {
+  query(sql: string, params?: unknown[]): Promise<Row[]>;
+}
+
+/** What a database driver must provide for {@link SqlStore}. */
+export interface Db extends Queryable {
+  readonly kind: Store['kind'];
+  /** Runs `fn` in one transaction (BEGIN … COMMIT, ROLLBACK on throw). */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** An arbitrary constant identifying Tessera's migration advisory lock. */
+const MIGRATION_LOCK_KEY = 7_351_902_114;
+
+const num = (v: unknown): number => Number(v);
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const str = (v: unknown): string => String(v);
+const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
+function toUser(r: Row): UserRecord {
+  return {
+    id: str(r.id),
+    email: str(r.email),
+    name: strOrNull(r.name),
+    roles: JSON.parse(str(r.roles)) as string[],
+    passwordHash: str(r.password_hash),
+    createdAt: num(r.created_at),
+  };
+}
+
+function toRefreshToken(r: Row): RefreshTokenRecord {
+  return {
+    id: str(r.id),
+    tokenHash: str(r.token_hash),
+    familyId: str(r.family_id),
+    parentId: strOrNull(r.parent_id),
+    userId: str(r.user_id),
+    createdAt: num(r.created_at),
+    idleExpiresAt: num(r.idle_expires_at),
+    absoluteExpiresAt: num(r.absolute_expires_at),
+    usedAt: numOrNull(r.used_at),
+    revokedAt: numOrNull(r.revoked_at),
+    successorId: strOrNull(r.successor_id),
+    successorSealed: strOrNull(r.successor_sealed),
+  };
+}
+
+const INSERT_REFRESH = `INSERT INTO refresh_tokens
+  (id, token_hash, family_id, parent_id, user_id, created_at, idle_expires_at, absolute_expires_at)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`;
+
+function refreshParams(t: NewRefreshToken): unknown[] {
+  return [t.id, t.tokenHash, t.familyId, t.parentId, t.userId, t.createdAt, t.idleExpiresAt, t.absoluteExpiresAt];
+}
+
+/** The {@link Store} implementation shared by PGlite and PostgreSQL; every query is parameterised. */
+export class SqlStore implements Store {
+  readonly kind: Store['kind'];
+  readonly #db: Db;
+
+  constructor(db: Db) {
+    this.#db = db;
+    this.kind = db.kind;
+  }
+
+  async migrate(): Promise<void> {
+    await this.#db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
+      await tx.query(`CREATE TABLE IF NOT EXISTS migrations (
+        id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
+      const applied = new Set((await tx.query('SELECT id FROM migrations')).map((r) => num(r.id)));
+      for (const m of migrations) {
+        if (applied.has(m.id)) continue;
+        for (const statement of m.sql.split(/;\s*\n/).map((s) => s.trim()).filter(Boolean)) {
+          await tx.query(statement);
+        }
+        await tx.query('INSERT INTO migrations (id, name) VALUES ($1, $2)', [m.id, m.name]);
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    return this.#db.close();
+  }
+
+  async createUser(user: UserRecord): Promise<UserRecord | null> {
+    const rows = await this.#db.query(
+      `INSERT INTO users (id, email, name, roles, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (email) DO NOTHING RETURNING *`,
+      [user.id, user.email, user.name, JSON.stringify(user.roles), user.passwordHash, user.createdAt],
+    );
+    return rows[0] ? toUser(rows[0]) : null;
+  }
+
+  async findUserByEmail(email: string): Promise<UserRecord | null> {
+    const rows = await this.#db.query('SELECT * FROM users WHERE email = $1', [email]);
+    return rows[0] ? toUser(rows[0]) : null;
+  }
+
+  async findUserById(id: string): Promise<UserRecord | null> {
+    const rows = await this.#db.query('SELECT * FROM users WHERE id = $1', [id]);
+    return rows[0] ? toUser(rows[0]) : null;
+  }
+
+  async updatePasswordHash(userId: string, passwordHash: string): Promise<void> {
+    await this.#db.query('UPDATE users SET password_hash = $2 WHERE id = $1', [userId, passwordHash]);
+  }
+
+  async insertRefreshToken(token: NewRefreshToken): Promise<void> {
+    await this.#db.query(INSERT_REFRESH, refreshParams(token));
+  }
+
+  async findRefreshToken(tokenHash: string): Promise<RefreshTokenRecord | null> {
+    const rows = await this.#db.query('SELECT * FROM refresh_tokens WHERE token_hash = $1', [tokenHash]);
+    return rows[0] ? toRefreshToken(rows[0]) : null;
+  }
+
+  async rotateRefreshToken(parentId: string, usedAt: number, successorSealed: string | null, child: NewRefreshToken): Promise<boolean> {
+    return this.#db.transaction(async (tx) => {
+      // The row lock taken by this UPDATE makes concurrent rotations of one token queue up; under
+      // READ COMMITTED the losers re-check `used_at IS NULL` after the winner commits and match nothing.
+      const won = await tx.query(
+        `UPDATE refresh_tokens SET used_at = $2, successor_id = $3, successor_sealed = $4
+         WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL RETURNING id`,
+        [parentId, usedAt, child.id, successorSealed],
+      );
+      if (won.length !== 1) return false;
+      await tx.query(INSERT_REFRESH, refreshParams(child));
+      return true;
+    });
+  }
+
+  async revokeFamily(familyId: string, at: number): Promise<number> {
+    const rows = await this.#db.query(
+      'UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL RETURNING id',
+      [familyId, at],
+    );
+    return rows.length;
+  }
+
+  async revokeAllForUser(userId: string, at: number): Promise<number> {
+    const rows = await this.#db.query(
+      'UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL RETURNING id',
+      [userId, at],
+    );
+    return rows.length;
+  }
+
+  async insertSecurityEvent(e: SecurityEvent): Promise<void> {
+    await this.#db.query(
+      'INSERT INTO security_events (id, kind, user_id, family_id, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
+      [e.id, e.kind, e.userId, e.familyId, JSON.stringify(e.detail), e.createdAt],
+    );
+  }
+
+  async listSecurityEvents(filter: { userId?: string; familyId?: string } = {}): Promise<SecurityEvent[]> {
+    const rows = await this.#db.query(
+      `SELECT * FROM security_events WHERE ($1::text IS NULL OR user_id = $1) AND ($2::text IS NULL OR family_id = $2)
+       ORDER BY created_at, id`,
+      [filter.userId ?? null, filter.familyId ?? null],
+    );
+    return rows.map((r) => ({
+      id: str(r.id),
+      kind: str(r.kind),
+      userId: strOrNull(r.user_id),
+      familyId: strOrNull(r.family_id),
+      detail: JSON.parse(str(r.detail)) as Record<string, unknown>,
+      createdAt: num(r.created_at),
+    }));
+  }
+
+  async insertPasswordReset(r: { id: string; tokenHash: string; userId: string; createdAt: number; expiresAt: number }): Promise<void> {
+    await this.#db.query(
+      'INSERT INTO password_resets (id, token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)',
+      [r.id, r.tokenHash, r.userId, r.createdAt, r.expiresAt],
+    );
+  }
+
+  async consumePasswordReset(tokenHash: string, now: number): Promise<string | null> {
+    const rows = await this.#db.query(
+      `UPDATE password_resets SET used_at = $2
+       WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING user_id`,
+      [tokenHash, now],
+    );
+    return rows[0] ? str(rows[0].user_id) : null;
+  }
+
+  async insertOutbox(m: OutboxMessage): Promise<void> {
+    await this.#db.query(
+      'INSERT INTO outbox (id, kind, recipient, payload, created_at) VALUES ($1, $2, $3, $4, $5)',
+      [m.id, m.kind, m.recipient, JSON.stringify(m.payload), m.createdAt],
+    );
+  }
+
+  async listOutbox(recipient?: string): Promise<OutboxMessage[]> {
+    const rows = await this.#db.query(
+      'SELECT * FROM outbox WHERE ($1::text IS NULL OR recipient = $1) ORDER BY created_at, id',
+      [recipient ?? null],
+    );
+    return rows.map((r) => ({
+      id: str(r.id),
+      kind: str(r.kind) as OutboxMessage['kind'],
+      recipient: str(r.recipient),
+      payload: JSON.parse(str(r.payload)) as Record<string, unknown>,
+      createdAt: num(r.created_at),
+    }));
+  }
+}

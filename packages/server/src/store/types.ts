@@ -1,0 +1,88 @@
+/** A user row. `email` is stored normalised (trimmed, lower case). */
+export interface UserRecord {
+  id: string;
+  email: string;
+  name: string | null;
+  roles: string[];
+  passwordHash: string;
+  createdAt: number;
+}
+
+/** A refresh token row. Only the SHA-256 hash of the token is stored. Times are ms since the epoch. */
+export interface RefreshTokenRecord {
+  id: string;
+  tokenHash: string;
+  familyId: string;
+  parentId: string | null;
+  userId: string;
+  createdAt: number;
+  idleExpiresAt: number;
+  absoluteExpiresAt: number;
+  usedAt: number | null;
+  revokedAt: number | null;
+  successorId: string | null;
+  /** The successor pair sealed with a key derived from this token (grace window only). */
+  successorSealed: string | null;
+}
+
+export type NewRefreshToken = Omit<RefreshTokenRecord, 'usedAt' | 'revokedAt' | 'successorId' | 'successorSealed'>;
+
+/** A row of `security_events`. */
+export interface SecurityEvent {
+  id: string;
+  kind: 'refresh_token_reuse' | string;
+  userId: string | null;
+  familyId: string | null;
+  detail: Record<string, unknown>;
+  createdAt: number;
+}
+
+/** A message waiting to be delivered (an e-mail in a real deployment). */
+export interface OutboxMessage {
+  id: string;
+  kind: 'password_reset';
+  recipient: string;
+  /** For password resets: `{ link, token, expiresAt }`. */
+  payload: Record<string, unknown>;
+  createdAt: number;
+}
+
+/**
+ * Persistence used by the server. PGlite and PostgreSQL share one SQL implementation.
+ * @remarks Every method that changes a token's state is a single conditional statement or a transaction,
+ * so concurrent server instances sharing one PostgreSQL stay consistent.
+ */
+export interface Store {
+  readonly kind: 'pglite' | 'postgres';
+  /** Applies pending migrations (idempotent; serialised with an advisory lock). */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  /** Inserts a user; resolves null when the e-mail is taken. */
+  createUser(user: UserRecord): Promise<UserRecord | null>;
+  findUserByEmail(email: string): Promise<UserRecord | null>;
+  findUserById(id: string): Promise<UserRecord | null>;
+  updatePasswordHash(userId: string, passwordHash: string): Promise<void>;
+
+  insertRefreshToken(token: NewRefreshToken): Promise<void>;
+  findRefreshToken(tokenHash: string): Promise<RefreshTokenRecord | null>;
+  /**
+   * Atomically marks `parentId` used (only if it is neither used nor revoked) and inserts `child`.
+   * Resolves false, changing nothing, when another rotation won.
+   */
+  rotateRefreshToken(parentId: string, usedAt: number, successorSealed: string | null, child: NewRefreshToken): Promise<boolean>;
+  /** Revokes every not yet revoked token of a family; resolves how many were revoked. */
+  revokeFamily(familyId: string, at: number): Promise<number>;
+  /** Revokes every refresh token of a user; resolves how many were revoked. */
+  revokeAllForUser(userId: string, at: number): Promise<number>;
+
+  insertSecurityEvent(event: SecurityEvent): Promise<void>;
+  listSecurityEvents(filter?: { userId?: string; familyId?: string }): Promise<SecurityEvent[]>;
+
+  insertPasswordReset(reset: { id: string; tokenHash: string; userId: string; createdAt: number; expiresAt: number }): Promise<void>;
+  /** Marks an unused, unexpired reset token used; resolves its user id, or null. Single use even under races. */
+  consumePasswordReset(tokenHash: string, now: number): Promise<string | null>;
+
+  insertOutbox(message: OutboxMessage): Promise<void>;
+  listOutbox(recipient?: string): Promise<OutboxMessage[]>;
+}
