@@ -1,0 +1,140 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openPgliteStore } from '../src/store/pglite.ts';
+import { openPostgresStore } from '../src/store/postgres.ts';
+import type { NewRefreshToken, Store, UserRecord } from '../src/store/types.ts';
+import { freshPostgresDatabase } from './helpers.ts';
+
+function user(): UserRecord {
+  return { id: randomUUID(), email: `${randomUUID()}@example.test`, name: null, roles: ['user'], passwordHash: 'x', createdAt: 1 };
+}
+
+function token(userId: string, familyId: string = randomUUID(), parentId: string | null = null): NewRefreshToken {
+  return {
+    id: randomUUID(),
+    tokenHash: randomUUID(),
+    familyId,
+    parentId,
+    userId,
+    createdAt: 1000,
+    idleExpiresAt: 2000,
+    absoluteExpiresAt: 3000,
+  };
+}
+
+interface Backend {
+  name: string;
+  open(): Promise<{ store: Store; reopen(): Promise<Store>; cleanup(): Promise<void> }>;
+}
+
+const backends: Backend[] = [
+  {
+    name: 'PGlite',
+    async open() {
+      const store = await openPgliteStore();
+      return { store, reopen: async () => store, cleanup: () => store.close() };
+    },
+  },
+  {
+    name: 'PostgreSQL',
+    async open() {
+      const db = await freshPostgresDatabase();
+      const store = await openPostgresStore(db.url);
+      const extra: Store[] = [];
+      return {
+        store,
+        reopen: async () => {
+          const s = await openPostgresStore(db.url);
+          extra.push(s);
+          return s;
+        },
+        async cleanup() {
+          await Promise.all([store, ...extra].map((s) => s.close()));
+          await db.drop();
+        },
+      };
+    },
+  },
+];
+
+describe.each(backends)('store contract on $name', (backend) => {
+  let store: Store;
+  let reopen: () => Promise<Store>;
+  let cleanup: () => Promise<void>;
+  beforeAll(async () => {
+    ({ store, reopen, cleanup } = await backend.open());
+  });
+  afterAll(() => cleanup?.());
+
+  it('migrations are idempotent and safe when several instances migrate at once', async () => {
+    const others = await Promise.all([reopen(), reopen(), reopen()]);
+    await Promise.all([store.migrate(), ...others.map((s) => s.migrate())]);
+    const u = user();
+    expect(await store.createUser(u)).toMatchObject({ id: u.id });
+  });
+
+  it('createUser returns null for a taken e-mail and round-trips fields', async () => {
+    const u = { ...user(), name: "O'Brien; DROP TABLE users; --", roles: ['user', 'admin'] };
+    expect(await store.createUser(u)).toEqual(u);
+    expect(await store.createUser({ ...user(), email: u.email })).toBeNull();
+    expect(await store.findUserByEmail(u.email)).toEqual(u);
+    expect(await store.findUserById(u.id)).toEqual(u);
+    expect(await store.findUserById('missing')).toBeNull();
+  });
+
+  it('rotateRefreshToken: of 100 concurrent rotations of one token exactly one wins', async () => {
+    const u = user();
+    await store.createUser(u);
+    const parent = token(u.id);
+    await store.insertRefreshToken(parent);
+    const wins = await Promise.all(
+      Array.from({ length: 100 }, () => store.rotateRefreshToken(parent.id, 1500, null, token(u.id, parent.familyId, parent.id))),
+    );
+    expect(wins.filter(Boolean)).toHaveLength(1);
+    const after = await store.findRefreshToken(parent.tokenHash);
+    expect(after?.usedAt).toBe(1500);
+    expect(after?.successorId).not.toBeNull();
+  });
+
+  it('a revoked token cannot be rotated; revokeFamily and revokeAllForUser count what they revoke', async () => {
+    const u = user();
+    await store.createUser(u);
+    const a = token(u.id);
+    const b = token(u.id);
+    await store.insertRefreshToken(a);
+    await store.insertRefreshToken(b);
+    expect(await store.revokeFamily(a.familyId, 1600)).toBe(1);
+    expect(await store.revokeFamily(a.familyId, 1700)).toBe(0);
+    expect(await store.rotateRefreshToken(a.id, 1800, null, token(u.id, a.familyId, a.id))).toBe(false);
+    expect((await store.findRefreshToken(a.tokenHash))?.revokedAt).toBe(1600);
+    expect(await store.revokeAllForUser(u.id, 1900)).toBe(1);
+  });
+
+  it('password resets are single use, also under concurrency, and expire', async () => {
+    const u = user();
+    await store.createUser(u);
+    await store.insertPasswordReset({ id: randomUUID(), tokenHash: 'h1', userId: u.id, createdAt: 0, expiresAt: 100 });
+    const results = await Promise.all(Array.from({ length: 10 }, () => store.consumePasswordReset('h1', 50)));
+    expect(results.filter((r) => r === u.id)).toHaveLength(1);
+    await store.insertPasswordReset({ id: randomUUID(), tokenHash: 'h2', userId: u.id, createdAt: 0, expiresAt: 100 });
+    expect(await store.consumePasswordReset('h2', 100)).toBeNull();
+  });
+
+  it('security events and outbox messages round-trip and filter', async () => {
+    const u = user();
+    await store.createUser(u);
+    const event = { id: randomUUID(), kind: 'refresh_token_reuse', userId: u.id, familyId: 'f', detail: { n: 1 }, createdAt: 5 };
+    await store.insertSecurityEvent(event);
+    expect(await store.listSecurityEvents({ userId: u.id })).toEqual([event]);
+    expect(await store.listSecurityEvents({ familyId: 'f', userId: u.id })).toEqual([event]);
+    const message = { id: randomUUID(), kind: 'password_reset' as const, recipient: u.email, payload: { link: 'x' }, createdAt: 6 };
+    await store.insertOutbox(message);
+    expect(await store.listOutbox(u.email)).toEqual([message]);
+  });
+
+  it('stores text with quotes, backslashes and unicode verbatim (parameterised queries)', async () => {
+    const u = { ...user(), name: `'); DELETE FROM users; -- \\ "x" 𝄞 Ωmega` };
+    await store.createUser(u);
+    expect((await store.findUserById(u.id))?.name).toBe(u.name);
+  });
+});
