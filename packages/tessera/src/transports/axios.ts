@@ -1,0 +1,92 @@
+import type { AxiosError, AxiosInstance, AxiosRequestConfig, InternalAxiosRequestConfig } from 'axios'
+import type { AuthTransportApi } from '../index.js'
+
+declare module 'axios' {
+  interface AxiosRequestConfig {
+    /**
+     * Tessera's per-request switch (named so it does not clash with axios' own `auth`).
+     * - `'none'`: a visitor request, sent untouched: no token, no refresh, no replay.
+     * - `'no-replay'`: carries the token but a 401 is returned as is (set by Tessera on replays).
+     * @defaultValue a token on allowed URLs, one replay after a 401
+     */
+    tessera?: 'none' | 'no-replay'
+  }
+}
+
+/** Options of {@link attachAuth}. */
+export interface AxiosAuthOptions {
+  /**
+   * Whether a failed request is an auth error that deserves a refresh and one replay.
+   * @defaultValue `error.response?.status === 401`
+   */
+  isAuthError?: (error: AxiosError) => boolean
+}
+
+const defaultIsAuthError = (error: AxiosError) => error.response?.status === 401
+
+/**
+ * Makes an axios instance send the session's token and survive expiry.
+ *
+ * - The request interceptor waits for a token valid now (holding the request while a refresh
+ *   runs), attaches `Authorization: Bearer …` read at send time (P7) and stamps the request with
+ *   the token's generation (P2). Visitor requests (`tessera: 'none'`) and URLs outside the
+ *   allow-list (resolved with `baseURL` by `instance.getUri`) are sent untouched (I5).
+ * - A 401 (or `options.isAuthError`) joins the one refresh of the session, or, when the token
+ *   it carried was already replaced, replays at once without refreshing (P1, P2). The replay goes
+ *   through the same instance, marked `tessera: 'no-replay'`, so it is replayed at most once (P5).
+ * - Errors are never swallowed (P4): other errors, and a second 401, reject unchanged; a request
+ *   held while the session ends rejects with the engine's {@link TesseraError}
+ *   (`SESSION_EXPIRED`, `LOGGED_OUT`, …).
+ * - The engine refreshes through its authority's own `fetch`, never through this instance (P6).
+ *
+ * @remarks Interceptors of this instance run for the replay too; do not add a token yourself.
+ * @returns `detach()`, which ejects both interceptors.
+ * @example
+ * ```ts
+ * import axios from 'axios'
+ * import { attachAuth } from 'tessera/axios'
+ *
+ * const api = axios.create({ baseURL: '/api' })
+ * const detach = attachAuth(api, auth)
+ * const { data } = await api.get('/items')
+ * await api.get('/status', { tessera: 'none' }) // a visitor request
+ * ```
+ */
+export function attachAuth(instance: AxiosInstance, auth: AuthTransportApi, options: AxiosAuthOptions = {}): () => void {
+  const isAuthError = options.isAuthError ?? defaultIsAuthError
+  // The generation each request was sent with, keyed by the config axios hands back on errors.
+  const sent = new WeakMap<InternalAxiosRequestConfig, number>()
+  const signalOf = (config: AxiosRequestConfig) =>
+    typeof AbortSignal !== 'undefined' && config.signal instanceof AbortSignal ? config.signal : null
+
+  const request = instance.interceptors.request.use(async (config) => {
+    if (config.tessera === 'none' || !allowed(instance, auth, config)) return config
+    const grant = await auth.getGrant({ signal: signalOf(config) })
+    config.headers.set('Authorization', `Bearer ${grant.token}`)
+    sent.set(config, grant.generation)
+    return config
+  })
+
+  const response = instance.interceptors.response.use(undefined, async (error: unknown) => {
+    const axiosError = error as AxiosError
+    const config = axiosError?.isAxiosError ? axiosError.config : undefined
+    const generation = config && sent.get(config)
+    if (!config || generation === undefined || config.tessera === 'no-replay' || !isAuthError(axiosError)) throw error
+    await auth.handleUnauthorized(generation, { signal: signalOf(config) })
+    // The request interceptor attaches the token current at replay time (P7).
+    return instance.request({ ...config, tessera: 'no-replay' })
+  })
+
+  return () => {
+    instance.interceptors.request.eject(request)
+    instance.interceptors.response.eject(response)
+  }
+}
+
+function allowed(instance: AxiosInstance, auth: AuthTransportApi, config: AxiosRequestConfig): boolean {
+  try {
+    return auth.isAllowedUrl(instance.getUri(config))
+  } catch {
+    return false
+  }
+}
