@@ -176,7 +176,7 @@ describe('axios: the refresh bypasses the instance (P6)', () => {
     const fake = new FakeServer(new FakeClock())
     server.use(fake)
     const auth = createAuth({
-      authority: httpAuthority({ baseUrl: `${server.url}/auth`, endpoints: { me: null } }),
+      authority: httpAuthority<unknown, { user: string; password: string }>({ baseUrl: `${server.url}/auth`, endpoints: { me: null } }),
       allowedOrigins: [server.url],
       environment: new FakeEnvironment(),
     })
