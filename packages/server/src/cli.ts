@@ -20,7 +20,6 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
 
 const server = await startServer({
   port,
-  host: process.env.HOST ?? '127.0.0.1',
   dataDir: process.env.TESSERA_DATA_DIR ?? resolve(repoRoot, '.data'),
   databaseUrl: process.env.DATABASE_URL || undefined,
   staticDir: process.env.TESSERA_STATIC_DIR || undefined,

@@ -32,7 +32,7 @@ export interface ThrottleOptions {
 export interface ServerOptions {
   /** Port for startServer; 0 picks a free one. @default 0 */
   port?: number;
-  /** Interface to listen on. @default '127.0.0.1' */
+  /** Interface to listen on; wildcard addresses (0.0.0.0, ::) are refused. @default '127.0.0.1' */
   host?: string;
   /** Folder for PGlite data (`<dataDir>/pglite`) and signing keys (`<dataDir>/keys`). Unset: in-memory PGlite, ephemeral keys. */
   dataDir?: string;
@@ -104,11 +104,15 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
       throw new TypeError(`corsOrigins entries must be origins like https://app.example, got ${origin}`);
     }
   }
+  const host = options.host ?? '127.0.0.1';
+  if (['', '0.0.0.0', '::', '[::]'].includes(host)) {
+    throw new TypeError(`host must be a specific interface such as 127.0.0.1, not the wildcard ${JSON.stringify(host)}`);
+  }
   const delivery = options.refreshTokenDelivery ?? 'body';
   if (delivery !== 'body' && delivery !== 'cookie') throw new TypeError(`refreshTokenDelivery must be 'body' or 'cookie'`);
   return {
     port: options.port ?? 0,
-    host: options.host ?? '127.0.0.1',
+    host,
     dataDir: options.dataDir,
     databaseUrl: options.databaseUrl,
     accessTokenTtl: positive('accessTokenTtl', options.accessTokenTtl ?? 300),

@@ -84,6 +84,7 @@ describe('resolveOptions', () => {
     expect(() => resolveOptions({ scryptCost: 1000 })).toThrow(TypeError);
     expect(() => resolveOptions({ accessTokenTtl: 0 })).toThrow(TypeError);
     expect(() => resolveOptions({ reuseGraceMs: -1 })).toThrow(TypeError);
+    expect(() => resolveOptions({ host: '0.0.0.0' })).toThrow(TypeError);
     expect(() => resolveOptions({ refreshTokenDelivery: 'header' as 'body' })).toThrow(TypeError);
   });
 });
