@@ -248,7 +248,7 @@ describe('refresh', () => {
   it('P14: visibility, focus, online and resume re-check the clock', async () => {
     const { server, clock, environment } = await loggedIn()
     clock.jump(290_000)
-    environment.fire('visible')
+    environment.fire('visibilitychange')
     await flush()
     expect(server.refreshCalls).toBe(1)
   })

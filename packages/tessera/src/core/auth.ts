@@ -14,12 +14,14 @@ const IDLE: ActionState = { status: 'idle', error: null }
 const LOCAL = 'http://tessera.invalid'
 
 interface Deferred<T> {
+  ctrl: AbortController
+  shared?: Promise<void>
   promise: Promise<T>
   resolve(value: T): void
   reject(error: unknown): void
 }
 function deferred<T>(): Deferred<T> {
-  const d = {} as Deferred<T>
+  const d = { ctrl: new AbortController() } as Deferred<T>
   d.promise = new Promise<T>((res, rej) => ((d.resolve = res), (d.reject = rej)))
   d.promise.catch(noop) // a refresh nobody awaits must not be an unhandled rejection
   return d
@@ -52,18 +54,15 @@ export function createAuth<User = unknown, Credentials = unknown>(
   const latest: Partial<Record<ActionName, Promise<unknown>>> = {}
   let snapshot: AuthSnapshot<User> | null = null
   let inflight: Deferred<TokenSet> | null = null
-  let refreshCtrl: AbortController | null = null
   let loginCtrl: AbortController | null = null
   let rejectedGeneration = -1
   let cooldownUntil = 0
-  let lastFailure: TesseraError | null = null
   let timer: unknown
   let disposed = false
   let changed = deferred<void>()
   let writes = Promise.resolve()
 
-  const listeners = new Set<() => void>()
-  const handlers = new Map<AuthEventName, Set<(n: AuthNotice<User>) => void>>()
+  const handlers = new Map<AuthEventName | 'change', Set<(n: AuthNotice<User>) => void>>()
   const queue: (() => void)[] = []
   let flushing = false
 
@@ -82,33 +81,37 @@ export function createAuth<User = unknown, Credentials = unknown>(
       }
     flushing = false
   }
-  function emit(type: AuthEventName, extra?: Partial<AuthNotice<User>>) {
+  function emit(type: AuthEventName | 'change', extra?: Partial<AuthNotice<User>>) {
     notify(() => {
-      const notice = { type, snapshot: getSnapshot(), ...extra }
+      const notice = { type, snapshot: getSnapshot(), ...extra } as AuthNotice<User>
       for (const h of handlers.get(type) ?? []) h(notice)
     })
   }
   const changedSnapshot = () => {
     snapshot = null
-    notify(() => listeners.forEach((l) => l()))
+    emit('change')
   }
 
-  const lead = (t: TokenSet) => Math.min(leeway, (t.expiresAt! - t.receivedAt) / 4)
-  const expiring = (t: TokenSet) => t.expiresAt !== null && clock.now() >= t.expiresAt - lead(t)
-  const valid = (t: TokenSet) => t.expiresAt === null || clock.now() < t.expiresAt
-  const proto: ThisType<AuthSnapshot<User>> = {
-    get isAuthenticated() {
-      return this.status === 'authenticated'
-    },
-    get isExpiringSoon() {
-      return state.tokens !== null && expiring(state.tokens)
-    },
-  }
+  /** Milliseconds the token has left, minus `lead` (the leeway, capped at a quarter of its life). */
+  const left = (t: TokenSet, lead?: 1) =>
+    t.expiresAt === null ? Infinity : t.expiresAt - clock.now() - (lead ? Math.min(leeway, (t.expiresAt - t.receivedAt) / 4) : 0)
+  const expiring = (t: TokenSet) => left(t, 1) <= 0
+  const valid = (t: TokenSet) => left(t) > 0
   function getSnapshot(): AuthSnapshot<User> {
     const { status, refreshing, user, error, generation, tokens } = state
-    return (snapshot ??= Object.freeze(
-      Object.assign(Object.create(proto), { status, refreshing, user, error, generation, expiresAt: tokens?.expiresAt ?? null, actions }),
-    ))
+    return (snapshot ??= Object.freeze({
+      status,
+      refreshing,
+      user,
+      error,
+      generation,
+      expiresAt: tokens?.expiresAt ?? null,
+      actions,
+      isAuthenticated: status === 'authenticated',
+      get isExpiringSoon() {
+        return !!tokens && expiring(tokens)
+      },
+    }))
   }
 
   // ── the one place state changes ──
@@ -120,19 +123,18 @@ export function createAuth<User = unknown, Credentials = unknown>(
     if (next.tokens !== prev.tokens || next.user !== prev.user) persist()
     if (next.tokens !== prev.tokens) arm()
     if (next.status !== prev.status || !next.tokens) {
-      const error = next.status === 'expired' ? next.error! : fail(disposed ? 'DISPOSED' : 'LOGGED_OUT', 'The session ended')
-      if (!next.tokens && inflight) settleRefresh(error)
+      if (!next.tokens && inflight) settleRefresh(next.error ?? fail('LOGGED_OUT', 'Logged out'))
       changed.resolve()
       changed = deferred()
     }
     changedSnapshot()
     if (next.status !== prev.status) emit('transition', { from: prev.status, event: event.type })
-    for (const n of notices) emit(n, n === 'refresh-error' || n === 'expired' ? { error: next.error! } : undefined)
+    for (const n of notices) emit(n, { error: next.error ?? undefined })
     return true
   }
 
   function settleRefresh(error: TesseraError) {
-    refreshCtrl?.abort(error)
+    inflight!.ctrl.abort(error)
     inflight!.reject(error)
     inflight = null
   }
@@ -155,7 +157,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
   function useStorage(op: (s: StoragePort) => unknown): Promise<unknown> {
     return (async () => await op(storage))().catch((cause) => {
       storage = memoryStorage()
-      emit('storage-error', { error: fail('STORAGE_UNAVAILABLE', 'Storage failed; keeping the session in memory', { cause }) })
+      emit('storage-error', { error: fail('STORAGE_UNAVAILABLE', 'Storage failed; using memory', { cause }) })
       return op(storage)
     })
   }
@@ -169,8 +171,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
     clock.clearTimeout(timer)
     const t = state.tokens
     if (disposed || state.status !== 'authenticated' || !t || t.expiresAt === null || inflight) return
-    const now = clock.now()
-    timer = clock.setTimeout(check, Math.max(t.expiresAt - lead(t) - now, cooldownUntil - now, 0))
+    timer = clock.setTimeout(check, Math.max(left(t, 1), cooldownUntil - clock.now(), 0))
   }
   function check() {
     const t = state.tokens
@@ -183,12 +184,11 @@ export function createAuth<User = unknown, Credentials = unknown>(
     if (inflight) return inflight.promise
     if (disposed || state.status !== 'authenticated') return Promise.reject(ended())
     const d = (inflight = deferred<TokenSet>())
-    const ctrl = (refreshCtrl = new AbortController())
     const before = state.tokens!
     clock.clearTimeout(timer)
     dispatch({ type: 'refresh.started' })
     track('refresh', d.promise)
-    retry(async (signal) => parseTokenResponse(await authority.refresh(before.refreshToken, signal), clock.now()), policy, clock, ctrl.signal, random).then(
+    retry(async (signal) => parseTokenResponse(await authority.refresh(before.refreshToken, signal), clock.now()), policy, clock, d.ctrl.signal, random).then(
       (tokens) => {
         if (inflight !== d) return // the session ended meanwhile: never revive it (P10)
         inflight = null
@@ -201,12 +201,11 @@ export function createAuth<User = unknown, Credentials = unknown>(
         if (inflight !== d) return
         inflight = null
         if (classify(error) === 'rejected') {
-          const expired = fail('SESSION_EXPIRED', 'The session has expired; log in again', { cause: error, status: error.status })
+          const expired = fail('SESSION_EXPIRED', 'Session expired', { cause: error, status: error.status })
           dispatch({ type: 'refresh.rejected', error: expired })
           return d.reject(expired)
         }
         // Transient or unexpected: keep the session and its still-valid token (I6, P11), cool down (P12).
-        lastFailure = error
         cooldownUntil = clock.now() + policy.cooldown
         dispatch({ type: 'refresh.failed', error })
         arm()
@@ -217,10 +216,8 @@ export function createAuth<User = unknown, Credentials = unknown>(
   }
   const subject = (t: TokenSet) => decodeJwt(t.idToken ?? t.accessToken)?.sub
 
-  function ended(): TesseraError {
-    if (disposed) return fail('DISPOSED', 'The auth engine was disposed')
-    return state.status === 'expired' ? state.error! : fail('UNAUTHENTICATED', 'There is no session')
-  }
+  const ended = (): TesseraError =>
+    disposed ? fail('DISPOSED', 'Disposed') : state.status === 'expired' ? state.error! : fail('UNAUTHENTICATED', 'No session')
 
   // ── tokens for requests ──
   async function getGrant(opts: WaitOptions = {}): Promise<Grant> {
@@ -235,7 +232,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
       const rejected = generation === rejectedGeneration
       if (!rejected && !expiring(t)) return { token: t.accessToken, generation }
       try {
-        if (!inflight && clock.now() < cooldownUntil) throw lastFailure
+        if (!inflight && clock.now() < cooldownUntil) throw state.error
         await abortable(startRefresh(), opts.signal)
       } catch (e) {
         // A failed proactive refresh keeps a token that is still valid (P11).
@@ -270,14 +267,14 @@ export function createAuth<User = unknown, Credentials = unknown>(
     const ctrl = (loginCtrl = new AbortController())
     dispatch({ type: 'login.started' })
     const run = (async () => {
-      const body = await abortable(authority.login(credentials, ctrl.signal), ctrl.signal)
-      const tokens = parseTokenResponse(body, clock.now())
-      if (loginCtrl !== ctrl) throw fail('ABORTED', 'A newer login or a logout replaced this login')
+      const tokens = parseTokenResponse(await abortable(authority.login(credentials, ctrl.signal), ctrl.signal), clock.now())
+      if (loginCtrl !== ctrl) throw 0
       loginCtrl = null
       dispatch({ type: 'login.succeeded', tokens })
       await loadUser()
     })().catch((e) => {
-      const error = ctrl.signal.aborted ? fail('ABORTED', 'A newer login or a logout replaced this login') : toTesseraError(e, 'LOGIN_FAILED')
+      // Superseded by a newer login or a logout: this result is not the session's any more.
+      const error = ctrl.signal.aborted ? fail('ABORTED', 'Login superseded') : toTesseraError(e, 'LOGIN_FAILED')
       if (loginCtrl === ctrl) {
         loginCtrl = null
         dispatch({ type: 'login.failed', error })
@@ -299,13 +296,10 @@ export function createAuth<User = unknown, Credentials = unknown>(
   }
 
   // Concurrent callers get the very same promise; a cached token is never an answer here (P18).
-  const shared = new WeakMap<Deferred<TokenSet>, Promise<void>>()
   function refresh(): Promise<void> {
     if (!inflight) cooldownUntil = 0 // an explicit call is not an automatic retry: it may go now
-    const p = startRefresh().then(noop)
-    if (!inflight) return p
-    if (!shared.has(inflight)) shared.set(inflight, p)
-    return shared.get(inflight)!
+    const p = startRefresh()
+    return inflight ? (inflight.shared ??= p.then(noop)) : p.then(noop)
   }
 
   async function restore() {
@@ -320,13 +314,10 @@ export function createAuth<User = unknown, Credentials = unknown>(
       }
     if (!restored && authority.restore) {
       const body = await authority.restore(new AbortController().signal)
-      if (body != null) {
-        dispatch({ type: 'restore.succeeded', tokens: parseTokenResponse(body, clock.now()), user: null })
-        return loadUser()
-      }
+      if (body != null) restored = { tokens: parseTokenResponse(body, clock.now()), user: null }
     }
     dispatch(restored ? { type: 'restore.succeeded', ...restored } : { type: 'restore.failed', error: null })
-    if (restored && !restored.user) return loadUser()
+    if (restored && !restored.user) await loadUser()
   }
   const restoring = restore().catch((e) => void dispatch({ type: 'restore.failed', error: toTesseraError(e, 'NETWORK_ERROR') }))
 
@@ -337,10 +328,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
 
   const auth: Auth<User, Credentials> = {
     getSnapshot,
-    subscribe(listener) {
-      listeners.add(listener)
-      return () => void listeners.delete(listener)
-    },
+    subscribe: (listener) => auth.on('change' as AuthEventName, listener),
     on(type, handler) {
       const set = handlers.get(type) ?? new Set()
       handlers.set(type, set.add(handler))
@@ -374,7 +362,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
       clock.clearTimeout(timer)
       stopEnvironment()
       loginCtrl?.abort()
-      if (inflight) settleRefresh(ended())
+      if (inflight) settleRefresh(fail('DISPOSED', 'Disposed'))
       changed.resolve()
     },
   }

@@ -59,21 +59,18 @@ export class TesseraError extends Error {
   /** Stable machine-readable code. */
   readonly code: TesseraErrorCode
   /** HTTP status behind the error, when there was one. */
-  readonly status?: number
+  declare readonly status?: number
   /** Field at fault, for malformed input. */
-  readonly field?: string
+  declare readonly field?: string
   /** Server-requested delay before retrying, in ms. */
-  readonly retryAfter?: number
+  declare readonly retryAfter?: number
   /** The unreplayable response, for `BODY_NOT_REPLAYABLE`. */
-  readonly response?: Response
+  declare readonly response?: Response
 
   constructor(code: TesseraErrorCode, message: string, details: TesseraErrorDetails = {}) {
-    super(message, 'cause' in details ? { cause: details.cause } : undefined)
+    super(message)
     this.code = code
-    this.status = details.status
-    this.field = details.field
-    this.retryAfter = details.retryAfter
-    this.response = details.response
+    Object.assign(this, details)
   }
 }
 

@@ -12,29 +12,25 @@ interface Stored<User> {
 export const encodeSession = <User>(tokens: TokenSet, user: User | null): string =>
   JSON.stringify({ v: 1, tokens, user } satisfies Stored<User>)
 
-const optionalString = (v: unknown) => v === undefined || (typeof v === 'string' && v !== '')
+const text = (v: unknown) => typeof v === 'string' && v !== ''
+const number = (v: unknown) => Number.isFinite(v)
 
 /**
  * Reads what {@link encodeSession} wrote. Anything else — corrupt JSON, another app's data, an
  * old version — is an `INVALID_STORED_SESSION` error (I8), which the engine treats as no session.
  */
 export function decodeSession<User>(raw: string): Stored<User> {
-  let data: Partial<Stored<User>> | null = null
+  let data: Partial<Stored<User>> | undefined
   try {
     data = JSON.parse(raw)
   } catch {}
   const t = data?.tokens
-  if (
-    data?.v !== 1 ||
-    typeof t !== 'object' ||
-    t === null ||
-    typeof t.accessToken !== 'string' ||
-    t.accessToken === '' ||
-    !optionalString(t.refreshToken) ||
-    !optionalString(t.idToken) ||
-    !(t.expiresAt === null || Number.isFinite(t.expiresAt)) ||
-    !Number.isFinite(t.receivedAt)
-  )
-    throw fail('INVALID_STORED_SESSION', 'The stored session is not one Tessera wrote; ignoring it')
-  return { v: 1, tokens: t, user: data.user ?? null }
+  const valid =
+    data?.v === 1 &&
+    text(t?.accessToken) &&
+    [t!.refreshToken, t!.idToken].every((v) => v === undefined || text(v)) &&
+    (t!.expiresAt === null || number(t!.expiresAt)) &&
+    number(t!.receivedAt)
+  if (!valid) throw fail('INVALID_STORED_SESSION', 'Stored session ignored: not written by Tessera')
+  return { v: 1, tokens: t!, user: data!.user ?? null }
 }

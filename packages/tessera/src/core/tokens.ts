@@ -20,7 +20,7 @@ export interface TokenSet {
 /** The decoded, unverified claims of a JWT. Only for reading `exp`, `iat`, `sub`: never for trust. */
 export type JwtClaims = Record<string, unknown> & { exp?: number; iat?: number; sub?: string }
 
-const invalid = (field: string, problem: string) =>
+const invalid = (field: string, problem = 'is invalid') =>
   fail('INVALID_TOKEN_RESPONSE', `Invalid token response: \`${field}\` ${problem}`, { field })
 
 /**
@@ -32,11 +32,8 @@ export function decodeJwt(token: string): JwtClaims | null {
   const part = token.split('.')
   if (part.length !== 3) return null
   try {
-    const b64 = part[1]!.replace(/-/g, '+').replace(/_/g, '/')
-    const json = decodeURIComponent(
-      Array.from(atob(b64), (c) => '%' + c.charCodeAt(0).toString(16).padStart(2, '0')).join(''),
-    )
-    const claims: unknown = JSON.parse(json)
+    const bytes = Uint8Array.from(atob(part[1]!.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0))
+    const claims: unknown = JSON.parse(new TextDecoder().decode(bytes))
     return claims && typeof claims === 'object' && !Array.isArray(claims) ? (claims as JwtClaims) : null
   } catch {
     return null
@@ -52,7 +49,7 @@ function token(body: Record<string, unknown>, names: string[], required: boolean
     return undefined
   }
   const value = body[name]
-  if (typeof value !== 'string' || !TOKEN.test(value)) throw invalid(name, 'must be a non-empty token string')
+  if (typeof value !== 'string' || !TOKEN.test(value)) throw invalid(name)
   return value
 }
 
@@ -71,22 +68,21 @@ export function parseTokenResponse(body: unknown, receivedAt: number): TokenSet 
   const accessToken = token(b, ['access_token', 'accessToken', 'token'], true)!
   const refreshToken = token(b, ['refresh_token', 'refreshToken'], false)
   const idToken = token(b, ['id_token', 'idToken'], false)
-  if (idToken !== undefined && !decodeJwt(idToken)) throw invalid('id_token', 'is not a decodable JWT')
+  if (idToken !== undefined && !decodeJwt(idToken)) throw invalid('id_token')
   const type = b.token_type ?? b.tokenType
   if (type != null && (typeof type !== 'string' || type.toLowerCase() !== 'bearer'))
-    throw invalid('token_type', 'must be "Bearer"')
+    throw invalid('token_type')
   const inName = b.expires_in != null ? 'expires_in' : 'expiresIn'
   const expiresIn = b[inName]
   let expiresAt: number | null = null
   if (expiresIn != null) {
-    if (typeof expiresIn !== 'number' || !(expiresIn >= 0) || expiresIn > 1e9) throw invalid(inName, 'must be a number of seconds')
+    if (typeof expiresIn !== 'number' || !(expiresIn >= 0) || expiresIn > 1e9) throw invalid(inName)
     expiresAt = receivedAt + expiresIn * 1000
   } else if (accessToken.split('.').length === 3) {
     const claims = decodeJwt(accessToken)
-    if (!claims) throw invalid('access_token', 'looks like a JWT but cannot be decoded, and no expires_in was given')
-    const { exp, iat } = claims
-    if (exp !== undefined && typeof exp !== 'number') throw invalid('access_token', 'has a non-numeric exp claim')
-    if (iat !== undefined && typeof iat !== 'number') throw invalid('access_token', 'has a non-numeric iat claim')
+    // A JWT is our only source of expiry here: one we cannot read is an error, not "never expires".
+    const { exp, iat } = claims ?? {}
+    if (!claims || [exp, iat].some((v) => v !== undefined && typeof v !== 'number')) throw invalid('access_token')
     // exp − iat is the lifetime the server meant; counting it from receipt cancels clock skew (P13).
     if (exp !== undefined) expiresAt = iat !== undefined ? receivedAt + (exp - iat) * 1000 : exp * 1000
   }

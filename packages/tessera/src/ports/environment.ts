@@ -1,5 +1,8 @@
-/** A hint that timers may have lied: the page came back, the network returned, the clock jumped. */
-export type EnvironmentSignal = 'visible' | 'online' | 'focus' | 'resume'
+/**
+ * A hint that timers may have lied (P14): the page became visible or was restored, the network
+ * came back, the window got focus, a frozen page resumed.
+ */
+export type EnvironmentSignal = 'visibilitychange' | 'pageshow' | 'resume' | 'online' | 'focus'
 
 /**
  * Page lifecycle signals. `subscribe` attaches listeners and returns the function that detaches them.
@@ -8,26 +11,20 @@ export interface EnvironmentPort {
   subscribe(emit: (signal: EnvironmentSignal) => void): () => void
 }
 
-/**
- * Listens to `visibilitychange`, `pageshow`, `resume`, `online` and `focus` when a `window` exists
- * (P14); does nothing elsewhere.
- */
+/** Listens to the page lifecycle when a `window` exists; does nothing elsewhere. */
 export const browserEnvironment: EnvironmentPort = {
   subscribe(emit) {
     const w = globalThis.window
-    const d = globalThis.document
-    if (!w || !d) return () => {}
-    const visible = () => d.visibilityState !== 'hidden' && emit('visible')
-    const pairs: [EventTarget, string, () => void][] = [
-      [d, 'visibilitychange', visible],
-      [w, 'pageshow', visible],
-      [d, 'resume', () => emit('resume')],
-      [w, 'online', () => emit('online')],
-      [w, 'focus', () => emit('focus')],
-    ]
-    for (const [t, e, f] of pairs) t.addEventListener(e, f)
-    return () => {
-      for (const [t, e, f] of pairs) t.removeEventListener(e, f)
-    }
+    if (!w) return () => {}
+    const d = w.document
+    const on = (e: Event) => d.visibilityState !== 'hidden' && emit(e.type as EnvironmentSignal)
+    const pairs = [
+      [w, 'online focus pageshow'],
+      [d, 'visibilitychange resume'],
+    ] as const
+    const each = (add: boolean) =>
+      pairs.forEach(([t, names]) => names.split(' ').forEach((n) => (add ? t.addEventListener(n, on) : t.removeEventListener(n, on))))
+    each(true)
+    return () => each(false)
   },
 }

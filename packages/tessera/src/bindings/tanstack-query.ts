@@ -1,0 +1,69 @@
+import { queryOptions, type Query, type QueryClient } from '@tanstack/react-query'
+import type { Auth, AuthSnapshot, AuthStatus } from '../index.js'
+
+/** The data of the session query. Holds no token. */
+export interface SessionData<User = unknown> {
+  status: AuthStatus
+  user: User | null
+}
+
+/** The key of the session query. */
+export const sessionQueryKey = ['tessera', 'session'] as const
+
+const toData = <User>(s: AuthSnapshot<User>): SessionData<User> => ({ status: s.status, user: s.user })
+
+/**
+ * Query options for the session itself (`['tessera', 'session']`): the data is `{ status, user }`,
+ * never stale, marked `meta.public` so {@link connectQueryClient} keeps it, and pushed into the cache
+ * on every change by {@link connectQueryClient}.
+ *
+ * @example
+ * ```tsx
+ * const { data } = useQuery(sessionQueryOptions(auth))
+ * return data?.user ? <Avatar user={data.user} /> : null
+ * ```
+ */
+export function sessionQueryOptions<User>(auth: Auth<User, never>) {
+  return queryOptions({
+    queryKey: sessionQueryKey,
+    queryFn: () => auth.ready().then(() => toData(auth.getSnapshot())),
+    staleTime: Infinity,
+    meta: { public: true },
+  })
+}
+
+/** Options of {@link connectQueryClient}. */
+export interface ConnectQueryClientOptions {
+  /** Queries kept when the session ends or changes hands, besides those with `meta.public === true`. */
+  isPublic?: (query: Query) => boolean
+}
+
+/**
+ * Ties a `QueryClient` to the session: when the session ends (logout, expiry), when a new login
+ * starts, and when the user changes, every private query is removed (everything except
+ * `meta.public === true` and `isPublic`), so nothing of one user is ever shown to the next. When a
+ * session begins, queries are invalidated and active ones refetched. The session query
+ * ({@link sessionQueryOptions}) is kept up to date. Returns the function that disconnects.
+ *
+ * @remarks Removal runs synchronously inside the engine's change notification, before React
+ * renders the new session.
+ * @example
+ * ```ts
+ * const queryClient = new QueryClient()
+ * const disconnect = connectQueryClient(auth, queryClient)
+ * ```
+ */
+export function connectQueryClient<User>(auth: Auth<User, never>, queryClient: QueryClient, options: ConnectQueryClientOptions = {}): () => void {
+  let prev = auth.getSnapshot()
+  return auth.subscribe(() => {
+    const s = auth.getSnapshot()
+    const was = prev
+    prev = s
+    const left = was.isAuthenticated && !s.isAuthenticated
+    if (left || (was.user !== null && s.user !== was.user))
+      queryClient.removeQueries({ predicate: (q) => q.meta?.public !== true && !options.isPublic?.(q) })
+    if ((s.status !== was.status || s.user !== was.user) && queryClient.getQueryData(sessionQueryKey))
+      queryClient.setQueryData(sessionQueryKey, toData(s))
+    if (s.isAuthenticated && !was.isAuthenticated) void queryClient.invalidateQueries()
+  })
+}

@@ -1,0 +1,119 @@
+import type { AlovaGenerics, Method, RespondedHandler, RespondedHandlerRecord } from 'alova'
+import type { AuthTransportApi } from '../index.js'
+
+/** Options of {@link createTesseraAuth}. */
+export interface AlovaAuthOptions {
+  /**
+   * Whether a response (or, for adapters that throw on 4xx, an error) is an auth error that
+   * deserves a refresh and one replay.
+   * @defaultValue `status === 401` on the response, or on `error.response`
+   */
+  isAuthError?: (responseOrError: unknown, method: Method) => boolean
+}
+
+/** What {@link createTesseraAuth} returns: the two hooks of alova's own token authentication. */
+export interface TesseraAlovaAuth {
+  /** Wraps your `beforeRequest` (run after the token is attached). */
+  onAuthRequired<AG extends AlovaGenerics>(beforeRequest?: (method: Method<AG>) => void | Promise<void>): (method: Method<AG>) => Promise<void>
+  /** Wraps your `responded` (a function or `{ onSuccess, onError, onComplete }`). */
+  onResponseRefreshToken<AG extends AlovaGenerics>(responded?: RespondedHandler<AG> | RespondedHandlerRecord<AG>): RespondedHandlerRecord<AG>
+}
+
+type Meta = { authRole?: unknown; tessera?: unknown } | undefined
+const REPLAY = Symbol('tessera.replay')
+type Marked = Method & { [REPLAY]?: true }
+
+const statusOf = (x: unknown) => (x as { status?: unknown; response?: { status?: unknown } } | null)?.status ?? (x as { response?: { status?: unknown } } | null)?.response?.status
+const defaultIsAuthError = (x: unknown) => statusOf(x) === 401
+
+/**
+ * Token authentication for alova, shaped like alova's own `createClientTokenAuthentication`, with
+ * the session engine doing the refreshing.
+ *
+ * - `onAuthRequired` waits for a token valid now (held while a refresh runs, P1), attaches
+ *   `Authorization: Bearer …` read at send time (P7) and stamps the request with the token's
+ *   generation (P2). Visitor requests (`meta: { authRole: 'visitor' | null | 'login' |
+ *   'refreshToken' }` as in alova, or `meta: { tessera: 'none' }`) and URLs outside the allow-list
+ *   are sent untouched (I5). When the session ends, a held request rejects with the engine's
+ *   {@link TesseraError} (P3).
+ * - `onResponseRefreshToken` replays a 401 once, through alova (`method.send(true)`, so your
+ *   hooks run for the replay), after the one refresh of the session, or at once when the token
+ *   was already replaced (P2, P5). A second 401 reaches your handlers as is.
+ * - Errors are never swallowed (P4, alova #772): without your `onError`, adapter errors reject.
+ *
+ * @example
+ * ```ts
+ * import { createAlova } from 'alova'
+ * import adapterFetch from 'alova/fetch'
+ * import { createTesseraAuth } from 'tessera/alova'
+ *
+ * const { onAuthRequired, onResponseRefreshToken } = createTesseraAuth(auth)
+ * const alova = createAlova({
+ *   requestAdapter: adapterFetch(),
+ *   beforeRequest: onAuthRequired(),
+ *   responded: onResponseRefreshToken((response) => {
+ *     if (!response.ok) throw new Error(`HTTP ${response.status}`)
+ *     return response.json()
+ *   }),
+ * })
+ * const items = await alova.Get('/api/items')
+ * await alova.Get('/api/status', { meta: { authRole: 'visitor' } }) // a visitor request
+ * ```
+ */
+export function createTesseraAuth(auth: AuthTransportApi, options: AlovaAuthOptions = {}): TesseraAlovaAuth {
+  const isAuthError = options.isAuthError ?? defaultIsAuthError
+  // alova hands the same clone of the method to beforeRequest and to responded.
+  const sent = new WeakMap<object, number>()
+
+  async function replay(method: Marked, generation: number, responseOrError: unknown) {
+    void (responseOrError as Partial<Response> | null)?.body?.cancel().catch(() => {})
+    await auth.handleUnauthorized(generation)
+    // The transform runs once, for the outer request (as alova does); the mark travels with
+    // alova's clone of this method into the replay, which is not replayed again (P5).
+    method.config.transform = undefined
+    method[REPLAY] = true
+    return method.send(true)
+  }
+  const replayable = (method: Marked, x: unknown) => {
+    const generation = sent.get(method)
+    return generation !== undefined && !method[REPLAY] && isAuthError(x, method) ? generation : undefined
+  }
+
+  return {
+    onAuthRequired: (beforeRequest) => async (method) => {
+      const meta = method.meta as Meta
+      const role = meta?.authRole
+      const visitor = meta?.tessera === 'none' || role === null || role === 'visitor' || role === 'login' || role === 'refreshToken'
+      if (!visitor && auth.isAllowedUrl(urlOf(method))) {
+        const grant = await auth.getGrant()
+        // alova gave us its own copy of the headers: setting one does not touch the user's object.
+        ;(method.config.headers as Record<string, string>).Authorization = `Bearer ${grant.token}`
+        sent.set(method, grant.generation)
+      }
+      await beforeRequest?.(method)
+    },
+    onResponseRefreshToken: (responded) => {
+      const { onSuccess, onError, onComplete } = typeof responded === 'function' ? { onSuccess: responded, onError: undefined, onComplete: undefined } : (responded ?? {})
+      return {
+        onSuccess(response, method) {
+          const generation = replayable(method, response)
+          if (generation !== undefined) return replay(method, generation, response)
+          return onSuccess ? onSuccess(response, method) : response
+        },
+        async onError(error, method) {
+          const generation = replayable(method, error)
+          if (generation !== undefined) return replay(method, generation, error) as Promise<never>
+          if (!onError) throw error
+          return onError(error, method)
+        },
+        onComplete,
+      }
+    },
+  }
+}
+
+/** The URL alova will request, built as alova builds it (`baseURL` + `url`, unless absolute). */
+function urlOf({ baseURL, url }: Method): string {
+  if (/^https?:\/\//i.test(url)) return url
+  return baseURL.replace(/\/$/, '') + (url && !url.startsWith('/') ? '/' : '') + url
+}

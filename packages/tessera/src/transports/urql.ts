@@ -1,0 +1,106 @@
+import { makeErrorResult, makeOperation, type Exchange, type Operation, type OperationResult } from '@urql/core'
+import { filter, makeSubject, merge, pipe } from 'wonka'
+import type { AuthTransportApi, Grant } from '../index.js'
+
+/** Options of {@link authExchange}. */
+export interface UrqlAuthOptions {
+  /**
+   * Whether a result is an auth error that deserves a refresh and one re-execution.
+   * @defaultValue HTTP 401, or a GraphQL error with `extensions.code === 'UNAUTHENTICATED'`
+   */
+  isAuthError?: (result: OperationResult) => boolean
+}
+
+const defaultIsAuthError = ({ error }: OperationResult) =>
+  !!error && (error.response?.status === 401 || error.graphQLErrors.some((e) => e.extensions?.code === 'UNAUTHENTICATED'))
+
+/**
+ * An urql exchange that sends the session's token with every operation and survives expiry.
+ * Put it before `fetchExchange` (after `cacheExchange`).
+ *
+ * - Each operation waits for a token valid now (held while a refresh runs); the token is read
+ *   when the operation is forwarded (P7) and added to `fetchOptions.headers`, and the operation
+ *   is stamped with the token's generation (P2). Operations with `context.tessera === 'none'` and
+ *   clients whose `url` is not on the allow-list are forwarded untouched (I5).
+ * - An auth error joins the one refresh of the session, or, when the token it carried was already
+ *   replaced, re-executes at once without refreshing (P1, P2). Each operation is re-executed at
+ *   most once; a second auth error is delivered as is (P5).
+ * - When the session ends, every held operation gets an error result whose `networkError` is the
+ *   engine's {@link TesseraError} (`SESSION_EXPIRED`, `LOGGED_OUT`, …) (P3); a teardown drops a
+ *   held operation.
+ *
+ * @example
+ * ```ts
+ * import { Client, cacheExchange, fetchExchange } from '@urql/core'
+ * import { authExchange } from 'tessera/urql'
+ *
+ * const client = new Client({ url: '/graphql', exchanges: [cacheExchange, authExchange(auth), fetchExchange] })
+ * client.query(PublicQuery, {}, { tessera: 'none' }) // a visitor operation
+ * ```
+ */
+export function authExchange(auth: AuthTransportApi, options: UrqlAuthOptions = {}): Exchange {
+  const isAuthError = options.isAuthError ?? defaultIsAuthError
+  return ({ forward }) =>
+    (operations$) => {
+      const ready = makeSubject<Operation>()
+      const failed = makeSubject<OperationResult>()
+      const held = new Map<number, AbortController>()
+
+      // Waits for a token (or, after an auth error, for the replacement of `generation`), then forwards.
+      function hold(operation: Operation, generation?: number) {
+        held.get(operation.key)?.abort()
+        const ctrl = new AbortController()
+        held.set(operation.key, ctrl)
+        const { signal } = ctrl
+        const wait = generation === undefined ? auth.getGrant({ signal }) : auth.handleUnauthorized(generation, { signal })
+        const settle = (next: () => void) => {
+          if (signal.aborted) return
+          held.delete(operation.key)
+          next()
+        }
+        wait.then(
+          (grant) => settle(() => ready.next(withToken(operation, grant, generation !== undefined))),
+          (error: unknown) => settle(() => failed.next(makeErrorResult(operation, error as Error))),
+        )
+      }
+
+      const sent$ = pipe(
+        operations$,
+        filter((operation) => {
+          if (operation.kind === 'teardown') {
+            held.get(operation.key)?.abort()
+            held.delete(operation.key)
+            return true
+          }
+          if (operation.context.tessera === 'none' || !auth.isAllowedUrl(operation.context.url)) return true
+          hold(operation)
+          return false
+        }),
+      )
+
+      const results$ = pipe(
+        forward(merge([sent$, ready.source])),
+        filter((result) => {
+          const stamp = result.operation.context.tesseraGeneration
+          if (typeof stamp !== 'number' || result.operation.context.tesseraReplay || !isAuthError(result)) return true
+          hold(result.operation, stamp)
+          return false
+        }),
+      )
+      return merge([results$, failed.source])
+    }
+}
+
+function withToken(operation: Operation, grant: Grant, replay: boolean): Operation {
+  const { fetchOptions } = operation.context
+  const init = (typeof fetchOptions === 'function' ? fetchOptions() : fetchOptions) ?? {}
+  // Plain objects, arrays and `Headers` alike; the token read now, at forward time (P7).
+  const headers = Object.fromEntries(new Headers(init.headers))
+  headers.authorization = `Bearer ${grant.token}`
+  return makeOperation(operation.kind, operation, {
+    ...operation.context,
+    fetchOptions: { ...init, headers },
+    tesseraGeneration: grant.generation,
+    tesseraReplay: replay,
+  })
+}
