@@ -7,17 +7,20 @@ import { FakeClock, FakeEnvironment, FakeServer } from './fakes.js'
 export interface Hit {
   method: string
   path: string
+  /** Path and query string. */
+  url: string
   auth: string | null
   body: string
+  headers: IncomingMessage['headers']
 }
 
 /**
  * A real HTTP resource server on 127.0.0.1 (port 0) over a {@link FakeServer}'s token state (set per test with `use`):
  * protected routes answer 401 unless the bearer token is live when the answer is written.
  *
- * - `GET|POST /api/*` → `{ ok, token, path, body }`; `/api/error` → 500; `/api/always-401` → 401.
+ * - `GET|POST /api/*` → `{ ok, token, path, body }`; `/api/error` → 500; `/api/always-401` and `/graphql-401` → 401.
  * - `GET /public` → 200 with no token needed.
- * - `POST /graphql` → `{ data: { me: { token, n } } }`, or HTTP 401; `POST /graphql-ext` answers
+ * - `GET|POST /graphql` → `{ data: { me: { token, n } } }`, or HTTP 401; `POST /graphql-ext` answers
  *   200 with a GraphQL error `extensions.code: 'UNAUTHENTICATED'` instead.
  * - `POST /auth/login|refresh|logout` → the fake authority over HTTP, for `httpAuthority`.
  * - `gate(path)` holds answers to `path` until the returned function is called.
@@ -32,9 +35,9 @@ export async function startResourceServer() {
     const chunks: Buffer[] = []
     for await (const c of req) chunks.push(c as Buffer)
     const body = Buffer.concat(chunks).toString()
-    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname
+    const { pathname: path, searchParams } = new URL(req.url ?? '/', 'http://127.0.0.1')
     const auth = req.headers.authorization ?? null
-    hits.push({ method: req.method ?? 'GET', path, auth, body })
+    hits.push({ method: req.method ?? 'GET', path, url: req.url ?? '/', auth, body, headers: req.headers })
     await gates.get(path)
     const send = (status: number, json: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' })
@@ -54,9 +57,11 @@ export async function startResourceServer() {
     }
     if (path === '/public') return send(200, { public: true })
     if (path === '/api/error') return send(500, { error: 'boom' })
-    if (path === '/api/always-401') return send(401, { error: 'insufficient_scope' })
+    if (path === '/api/always-401' || path === '/graphql-401') return send(401, { error: 'insufficient_scope' })
     if (path === '/graphql' || path === '/graphql-ext') {
-      if (live) return send(200, { data: { me: { token, n: JSON.parse(body).variables?.n ?? null } } })
+      // urql sends queries as GET with `variables` in the query string, mutations as POST.
+      const variables = body ? JSON.parse(body).variables : JSON.parse(searchParams.get('variables') ?? '{}')
+      if (live) return send(200, { data: { me: { token, n: variables?.n ?? null } } })
       if (path === '/graphql') return send(401, { errors: [{ message: 'invalid token' }] })
       return send(200, { data: null, errors: [{ message: 'invalid token', extensions: { code: 'UNAUTHENTICATED' } }] })
     }
