@@ -108,10 +108,10 @@ describe('I8: malformed token responses', () => {
     expect(await auth.getAccessToken()).toBe(token)
   })
 
-  it('valid variants are accepted: OAuth, camelCase, bare token, opaque and JWT without expires_in', () => {
+  it('valid variants are accepted: OAuth, hand-rolled camelCase, opaque and JWT without expires_in', () => {
     expect(parseTokenResponse({ access_token: 'a', token_type: 'bearer', expires_in: 60 }, 1000)).toMatchObject({ accessToken: 'a', expiresAt: 61_000 })
     expect(parseTokenResponse({ token: 't', refreshToken: 'r', expiresIn: 1 }, 0)).toMatchObject({ accessToken: 't', refreshToken: 'r', expiresAt: 1000 })
-    expect(parseTokenResponse({ accessToken: 'opaque' }, 0).expiresAt).toBeNull()
+    expect(parseTokenResponse({ token: 'opaque' }, 0).expiresAt).toBeNull()
     expect(parseTokenResponse({ access_token: jwt({ iat: 100, exp: 160 }) }, 5_000).expiresAt).toBe(65_000)
     expect(decodeJwt(jwt({ sub: 'ü' }))).toEqual({ sub: 'ü' })
   })

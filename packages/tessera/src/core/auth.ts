@@ -121,7 +121,10 @@ export function createAuth<User = unknown, Credentials = unknown>(
     if (next === prev) return false
     state = next
     if (next.tokens !== prev.tokens || next.user !== prev.user) persist()
-    if (next.tokens !== prev.tokens) arm()
+    if (next.tokens !== prev.tokens) {
+      cooldownUntil = 0 // new tokens: whatever outage there was is over
+      arm()
+    }
     if (next.status !== prev.status || !next.tokens) {
       if (!next.tokens && inflight) settleRefresh(next.error ?? fail('LOGGED_OUT', 'Logged out'))
       changed.resolve()
@@ -192,7 +195,6 @@ export function createAuth<User = unknown, Credentials = unknown>(
       (tokens) => {
         if (inflight !== d) return // the session ended meanwhile: never revive it (P10)
         inflight = null
-        cooldownUntil = 0
         dispatch({ type: 'refresh.succeeded', tokens })
         d.resolve(tokens)
         if (subject(tokens) !== subject(before)) loadUser()

@@ -89,68 +89,34 @@ export interface SessionState<User = unknown> {
 /** The public events a transition announces, in order. */
 export type Notice = 'login' | 'logout' | 'refresh' | 'refresh-error' | 'expired' | 'user'
 
+const NOTICES: Partial<Record<AuthEventType, Notice[]>> = {
+  'login.succeeded': ['login'],
+  'refresh.succeeded': ['refresh'],
+  'refresh.failed': ['refresh-error'],
+  'refresh.rejected': ['refresh-error', 'expired'],
+  'user.loaded': ['user'],
+  logout: ['logout'],
+}
+/** Events that end the session in hand: its tokens and user are dropped. */
+const ENDS: AuthEventType[] = ['login.started', 'logout', 'refresh.rejected']
+
 /**
  * The pure transition function: `(state, event) → [next, notices]`. Returns the same `state`
- * object when the event does not apply, so callers can skip notifying.
+ * object when the event does not apply, so callers can skip notifying (P15).
  */
 export function transition<User>(state: SessionState<User>, event: AuthEvent<User>): [SessionState<User>, Notice[]] {
-  const status = transitions[state.status][event.type]
-  if (!status) return [state, []]
-  const next: SessionState<User> = { ...state, status }
-  const notices: Notice[] = []
-  const adopt = (tokens: TokenSet) => {
-    next.tokens = tokens
-    next.generation++
-    next.refreshing = false
-    next.error = null
-  }
-  switch (event.type) {
-    case 'restore.succeeded':
-    case 'session.adopted':
-      adopt(event.tokens)
-      next.user = event.user
-      break
-    case 'login.succeeded':
-      adopt(event.tokens)
-      notices.push('login')
-      break
-    case 'refresh.succeeded':
-      adopt(event.tokens)
-      notices.push('refresh')
-      break
-    case 'refresh.started':
-      if (state.refreshing) return [state, []]
-      next.refreshing = true
-      break
-    case 'refresh.failed':
-      next.refreshing = false
-      next.error = event.error
-      notices.push('refresh-error')
-      break
-    case 'refresh.rejected':
-      Object.assign(next, ended(event.error))
-      notices.push('refresh-error', 'expired')
-      break
-    case 'login.started':
-      Object.assign(next, ended(null))
-      break
-    case 'login.failed':
-    case 'restore.failed':
-      next.error = event.error
-      break
-    case 'logout':
-      Object.assign(next, ended(null))
-      if (state.status !== 'initializing') notices.push('logout')
-      break
-    case 'user.loaded':
-      if (state.user === event.user) return [state, []]
-      next.user = event.user
-      notices.push('user')
-  }
-  return [next, notices]
+  const { type } = event
+  const status = transitions[state.status][type]
+  const repeated = type === 'refresh.started' ? state.refreshing : type === 'user.loaded' && state.user === event.user
+  if (!status || repeated) return [state, []]
+  const next: SessionState<User> = { ...state, status, refreshing: type === 'refresh.started' || (state.refreshing && type === 'user.loaded') }
+  if ('tokens' in event) Object.assign(next, { tokens: event.tokens, generation: state.generation + 1, error: null })
+  if ('user' in event) next.user = event.user
+  if ('error' in event) next.error = event.error
+  if (ENDS.includes(type)) Object.assign(next, { tokens: null, user: null, error: 'error' in event ? event.error : null })
+  // A logout during start-up ends nothing anybody saw: no `logout` notice.
+  return [next, state.status === 'initializing' ? [] : (NOTICES[type] ?? [])]
 }
-
-const ended = (error: TesseraError | null) => ({ tokens: null, user: null, refreshing: false, error })
 
 /**
  * The transition table as Mermaid `stateDiagram-v2` text, for docs and the demo page.

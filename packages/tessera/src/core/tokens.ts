@@ -56,7 +56,7 @@ function token(body: Record<string, unknown>, names: string[], required: boolean
 /**
  * Validates a token endpoint's JSON body field by field and computes the local expiry.
  * Accepts OAuth names (`access_token`, `refresh_token`, `expires_in`, `id_token`, `token_type`) and
- * the common camelCase ones (`token`/`accessToken`, `refreshToken`, `expiresIn`).
+ * the common hand-rolled ones (`token`, `refreshToken`, `expiresIn`).
  *
  * @param body - the parsed JSON body
  * @param receivedAt - local clock (ms) when the response arrived
@@ -65,11 +65,11 @@ function token(body: Record<string, unknown>, names: string[], required: boolean
 export function parseTokenResponse(body: unknown, receivedAt: number): TokenSet {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('(body)', 'must be a JSON object')
   const b = body as Record<string, unknown>
-  const accessToken = token(b, ['access_token', 'accessToken', 'token'], true)!
+  const accessToken = token(b, ['access_token', 'token'], true)!
   const refreshToken = token(b, ['refresh_token', 'refreshToken'], false)
-  const idToken = token(b, ['id_token', 'idToken'], false)
+  const idToken = token(b, ['id_token'], false)
   if (idToken !== undefined && !decodeJwt(idToken)) throw invalid('id_token')
-  const type = b.token_type ?? b.tokenType
+  const type = b.token_type
   if (type != null && (typeof type !== 'string' || type.toLowerCase() !== 'bearer'))
     throw invalid('token_type')
   const inName = b.expires_in != null ? 'expires_in' : 'expiresIn'
