@@ -146,7 +146,7 @@ export function authRoutes(ctx: AppContext): Hono<Env> {
       const token = newOpaqueToken();
       const expiresAt = now + RESET_TTL_MS;
       await store.insertPasswordReset({ id: randomUUID(), tokenHash: hashToken(token), userId: user.id, createdAt: now, expiresAt });
-      const base = options.publicUrl ?? new URL(c.req.url).origin;
+      const base = options.publicUrl ?? 'http://127.0.0.1';
       const message = {
         id: randomUUID(),
         kind: 'password_reset' as const,

@@ -72,7 +72,7 @@ export interface ServerOptions {
   now?: () => number;
   /** Called after a message is written to the outbox (the dev CLI prints reset links with it). */
   mailer?: (message: OutboxMessage) => void | Promise<void>;
-  /** Base URL used in reset links. @default the request's origin */
+  /** Base URL used in reset links. @default the server's own URL (startServer), never the Host header */
   publicUrl?: string;
 }
 

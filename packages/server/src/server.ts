@@ -36,9 +36,12 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   });
   const http = server! as Server;
   const urlHost = info.family === 'IPv6' ? `[${info.address}]` : info.address;
+  const url = `http://${urlHost}:${info.port}`;
+  // Reset links must not be built from the request's Host header (an attacker could point them elsewhere).
+  tessera.options.publicUrl ??= url;
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${urlHost}:${info.port}`,
+    url,
     port: info.port,
     store: tessera.store,
     stats: tessera.stats,

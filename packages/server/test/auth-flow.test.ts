@@ -239,6 +239,21 @@ describe('password reset and change', () => {
     expect((await api.refresh(s.refresh_token)).body.error).toBe('invalid_grant');
   });
 
+  it('builds reset links from the server URL, not from a forged Host header', async () => {
+    const s = await api.session();
+    const { request } = await import('node:http');
+    await new Promise<void>((resolve, reject) => {
+      const req = request(`${server.url}/auth/forgot-password`, { method: 'POST', headers: { host: 'evil.example', 'content-type': 'application/json' } }, (res) => {
+        res.resume();
+        res.on('end', resolve);
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify({ email: s.email }));
+    });
+    const [message] = await store.listOutbox(s.email);
+    expect(message!.payload.link).toMatch(new RegExp(`^${server.url}/reset-password\\?token=`));
+  });
+
   it('forgot-password answers 202 {} for unknown e-mails and writes nothing', async () => {
     const email = uniqueEmail('ghost');
     const res = await api.post('/auth/forgot-password', { email });
@@ -270,6 +285,26 @@ describe('password reset and change', () => {
     expect(ok.status).toBe(204);
     expect((await api.login(s.email, 'first password')).status).toBe(401);
     expect((await api.login(s.email, 'second password')).status).toBe(200);
+  });
+});
+
+describe('staticDir', () => {
+  it('serves the given folder at / while the API keeps working', async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-static-'));
+    writeFileSync(join(dir, 'index.html'), '<h1>demo page</h1>');
+    const withPage = await startTestServer({ store, staticDir: dir });
+    try {
+      const home = await fetch(`${withPage.url}/`);
+      expect(await home.text()).toBe('<h1>demo page</h1>');
+      expect((await client(withPage).get('/.well-known/jwks.json')).status).toBe(200);
+      expect((await client(withPage).get('/missing.js')).body.error).toBe('not_found');
+    } finally {
+      await withPage.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
