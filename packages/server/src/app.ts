@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { Hono } from 'hono';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { apiRoutes } from './api-routes.ts';
@@ -16,7 +17,6 @@ import { openStore } from './store/index.ts';
 import type { Store } from './store/types.ts';
 import { LoginThrottle } from './throttle.ts';
 import { createTokenSigner, type TokenSigner } from './tokens.ts';
-import { join } from 'node:path';
 
 /** What {@link createApp} resolves to. */
 export interface TesseraApp {

@@ -26,6 +26,11 @@ export function authRoutes(ctx: AppContext): Hono<Env> {
   const weakPassword = (c: C) =>
     errorResponse(c, 400, 'weak_password', `The password must have at least 8 characters.`);
 
+  const tooManyAttempts = (c: C, waitMs: number) =>
+    errorResponse(c, 429, 'too_many_attempts', 'Too many failed attempts. Try again later.', {
+      'Retry-After': String(Math.ceil(waitMs / 1000)),
+    });
+
   const cookieSecure = (c: C) => {
     const url = new URL(c.req.url);
     return !(url.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname));
@@ -87,11 +92,7 @@ export function authRoutes(ctx: AppContext): Hono<Env> {
     const addressKey = `address:${clientAddress(c)}`;
     const { maxFailuresPerAccount, maxFailuresPerAddress } = options.throttle;
     const waitMs = Math.max(throttle.retryAfterMs(accountKey, maxFailuresPerAccount), throttle.retryAfterMs(addressKey, maxFailuresPerAddress));
-    if (waitMs > 0) {
-      return errorResponse(c, 429, 'too_many_attempts', 'Too many failed sign-in attempts. Try again later.', {
-        'Retry-After': String(Math.ceil(waitMs / 1000)),
-      });
-    }
+    if (waitMs > 0) return tooManyAttempts(c, waitMs);
     const user = await store.findUserByEmail(email);
     const ok = await verifyPassword(password, user?.passwordHash ?? ctx.dummyPasswordHash);
     if (!user || !ok) {
@@ -183,11 +184,7 @@ export function authRoutes(ctx: AppContext): Hono<Env> {
     const next = field(body, 'new_password', PASSWORD);
     const accountKey = `account:${user.email}`;
     const waitMs = throttle.retryAfterMs(accountKey, options.throttle.maxFailuresPerAccount);
-    if (waitMs > 0) {
-      return errorResponse(c, 429, 'too_many_attempts', 'Too many failed attempts. Try again later.', {
-        'Retry-After': String(Math.ceil(waitMs / 1000)),
-      });
-    }
+    if (waitMs > 0) return tooManyAttempts(c, waitMs);
     if (!(await verifyPassword(current, user.passwordHash))) {
       throttle.fail(accountKey);
       return errorResponse(c, 401, 'invalid_credentials', 'The current password is incorrect.');
