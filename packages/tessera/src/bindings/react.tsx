@@ -20,7 +20,10 @@ const SERVER: AuthSnapshot<never> = Object.freeze({
   isExpiringSoon: false,
 })
 
-/** Props of {@link AuthProvider}. */
+/**
+ * Props of {@link AuthProvider}.
+ * @example `<AuthProvider auth={auth}><App /></AuthProvider>`
+ */
 export interface AuthProviderProps<User = unknown, Credentials = unknown> {
   /** The engine from `createAuth`, created once (outside render). */
   auth: Auth<User, Credentials>
@@ -87,7 +90,10 @@ export function useSession<T, User = unknown>(
   return value
 }
 
-/** What {@link useAuth} returns: the snapshot's fields plus the engine's verbs. */
+/**
+ * What {@link useAuth} returns: the snapshot's fields plus the engine's verbs.
+ * @example `const { isAuthenticated, user, login }: UseAuthResult<User, Credentials> = useAuth()`
+ */
 export type UseAuthResult<User = unknown, Credentials = unknown> = AuthSnapshot<User> &
   Pick<Auth<User, Credentials>, 'login' | 'logout' | 'refresh' | 'getAccessToken' | 'resetAction'> & {
     /** The engine itself. */
@@ -123,7 +129,10 @@ export function useAuth<User = unknown, Credentials = unknown>(auth?: Auth<User,
   )
 }
 
-/** What {@link useAuthAction} returns. */
+/**
+ * What {@link useAuthAction} returns: the action's `status` and `error`, `isPending`, and `reset`.
+ * @example `const { isPending, error, reset }: UseAuthActionResult = useAuthAction('logout')`
+ */
 export interface UseAuthActionResult extends ActionState {
   isPending: boolean
   /** Sets the action back to `idle` (e.g. when a form is reopened). */
@@ -147,7 +156,10 @@ export function useAuthAction(name: ActionName, auth?: Auth<unknown, never>): Us
   return { ...state, isPending: state.status === 'pending', reset }
 }
 
-/** Props of {@link Authenticated}. */
+/**
+ * Props of {@link Authenticated}.
+ * @example `<Authenticated redirectTo="/login" onUnauthenticated={(to) => navigate(to!)}>…</Authenticated>`
+ */
 export interface AuthenticatedProps {
   /** The protected content, rendered only while `authenticated`. */
   children?: ReactNode

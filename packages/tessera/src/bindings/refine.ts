@@ -4,6 +4,7 @@ import { isTesseraError, type Auth, type AuthSnapshot } from '../index.js'
 /**
  * The account verbs of an authority (an `httpAuthority` has them all). Each is optional: a verb
  * that is missing makes the matching refine action resolve `{ success: false }`.
+ * @example `createRefineAuthProvider(auth, { account: httpAuthority({ baseUrl: '/auth' }) })`
  */
 export interface AccountApi {
   register?(input: Record<string, unknown>): Promise<unknown>
@@ -12,7 +13,10 @@ export interface AccountApi {
   changePassword?(accessToken: string, currentPassword: string, newPassword: string): Promise<void>
 }
 
-/** Options of {@link createRefineAuthProvider}. */
+/**
+ * Options of {@link createRefineAuthProvider}.
+ * @example `{ account: authority, loginPath: '/sign-in', permissions: (user) => user?.scopes ?? [] }`
+ */
 export interface RefineAuthOptions<User> {
   /** Account verbs for `register`, `forgotPassword`, `updatePassword` (e.g. the `httpAuthority`). */
   account?: AccountApi

@@ -1,13 +1,19 @@
 import { queryOptions, type Query, type QueryClient } from '@tanstack/react-query'
 import type { Auth, AuthSnapshot, AuthStatus } from '../index.js'
 
-/** The data of the session query. Holds no token. */
+/**
+ * The data of the session query. Holds no token.
+ * @example `const { data } = useQuery(sessionQueryOptions(auth)) // data: SessionData<User> | undefined`
+ */
 export interface SessionData<User = unknown> {
   status: AuthStatus
   user: User | null
 }
 
-/** The key of the session query. */
+/**
+ * The key of the session query.
+ * @example `queryClient.getQueryData(sessionQueryKey)`
+ */
 export const sessionQueryKey = ['tessera', 'session'] as const
 
 const toData = <User>(s: AuthSnapshot<User>): SessionData<User> => ({ status: s.status, user: s.user })
@@ -32,7 +38,10 @@ export function sessionQueryOptions<User>(auth: Auth<User, never>) {
   })
 }
 
-/** Options of {@link connectQueryClient}. */
+/**
+ * Options of {@link connectQueryClient}.
+ * @example `connectQueryClient(auth, queryClient, { isPublic: (q) => q.queryKey[0] === 'catalog' })`
+ */
 export interface ConnectQueryClientOptions {
   /** Queries kept when the session ends or changes hands, besides those with `meta.public === true`. */
   isPublic?: (query: Query) => boolean
