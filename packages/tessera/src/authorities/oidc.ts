@@ -1,0 +1,371 @@
+import * as oauth from 'oauth4webapi'
+import { TesseraError, sessionStorageStore, type Authority, type StoragePort, type TokenSet } from '../index.js'
+
+/**
+ * The user {@link oidcAuthority} resolves by default: the userinfo claims (or, without a userinfo
+ * endpoint, the ID token's claims).
+ */
+export interface OidcUser {
+  /** The subject: the provider's stable id for the user. */
+  sub: string
+  name?: string
+  email?: string
+  [claim: string]: unknown
+}
+
+/**
+ * What `auth.login()` accepts with an OIDC authority: nothing, or extra authorization request
+ * parameters (`prompt`, `login_hint`, `ui_locales`, `acr_values`, …).
+ *
+ * @example `auth.login({ params: { prompt: 'login', login_hint: 'ada@example.com' } })`
+ */
+export type OidcLoginRequest = { params?: Record<string, string> } | void
+
+/** Options of {@link oidcAuthority}. */
+export interface OidcAuthorityOptions<User = OidcUser> {
+  /** The issuer identifier; its `/.well-known/openid-configuration` is fetched once (and again after a failure). */
+  issuer: string | URL
+  /** The client id registered at the provider. */
+  clientId: string
+  /** Where the provider sends the browser back with `code`/`state` (registered at the provider). */
+  redirectUri: string
+  /** @defaultValue `'openid profile offline_access'` (`offline_access` asks for a refresh token) */
+  scope?: string
+  /** Where the provider sends the browser after RP-initiated logout (registered at the provider). */
+  postLogoutRedirectUri?: string
+  /**
+   * A confidential client's secret (`client_secret_basic`). Leave unset in browsers: a public client
+   * with PKCE (`token_endpoint_auth_method: 'none'`) is the browser setup.
+   */
+  clientSecret?: string
+  /** @defaultValue `globalThis.fetch`, looked up per call */
+  fetch?: typeof fetch
+  /**
+   * Keeps the login in progress (`state`, `nonce`, PKCE verifier) across the redirect; single use.
+   * @defaultValue `sessionStorageStore()` (one tab, survives the redirect)
+   */
+  storage?: StoragePort
+  /** Storage key of the login in progress. @defaultValue `'tessera.oidc'` */
+  key?: string
+  /** Leaves the page for `url`. @defaultValue `location.assign(url)` */
+  navigate?: (url: string) => void
+  /** The page's URL, read when the engine restores. @defaultValue `location.href` */
+  currentUrl?: () => string
+  /** Replaces the page's URL without navigating (drops `code`/`state`). @defaultValue `history.replaceState(history.state, '', url)` */
+  replaceUrl?: (url: string) => void
+  /** Shapes the claims into your user. @defaultValue the claims as they are */
+  mapUser?: (claims: OidcUser) => User
+  /**
+   * Navigate to the provider's `end_session_endpoint` on logout, ending the provider's session too.
+   * @defaultValue `true`
+   */
+  endProviderSession?: boolean
+  /**
+   * Allows `http:` endpoints. Only for local development and tests: tokens then travel in clear.
+   * @defaultValue `false`
+   */
+  allowInsecureRequests?: boolean
+}
+
+/** An {@link Authority} speaking OpenID Connect: Authorization Code flow with PKCE. */
+export type OidcAuthority<User = OidcUser> = Authority<User, OidcLoginRequest> &
+  Required<Pick<Authority<User, OidcLoginRequest>, 'logout' | 'fetchUser' | 'restore'>>
+
+interface Transaction {
+  state: string
+  nonce: string
+  verifier: string
+}
+
+/** Callback parameters dropped from the URL once read (RFC 6749 §4.1.2, RFC 9207, OIDC Session). */
+const CALLBACK_PARAMS = ['code', 'state', 'iss', 'error', 'error_description', 'error_uri', 'session_state']
+
+/** Seconds or an HTTP date, as milliseconds from now. */
+function retryAfter(res: Response): number | undefined {
+  const v = res.headers.get('retry-after')
+  if (!v) return undefined
+  const ms = /^\d+$/.test(v) ? Number(v) * 1000 : Date.parse(v) - Date.now()
+  return Number.isFinite(ms) ? Math.max(0, ms) : undefined
+}
+
+/**
+ * What a failure of oauth4webapi may safely carry into a {@link TesseraError}: its codes and the
+ * provider's words, never its own `cause` (which can hold the authorization code, the token
+ * response or the ID token's claims; I5).
+ */
+function safeCause(e: unknown) {
+  const x = e as { name?: string; code?: string; error?: string; error_description?: string; message?: string }
+  return { name: x?.name, code: x?.code, error: x?.error, error_description: x?.error_description, message: x?.message }
+}
+
+/** The field at fault in a failed callback check, when oauth4webapi names one. */
+function faultyField(e: unknown): string | undefined {
+  if (e instanceof oauth.AuthorizationResponseError) return 'error'
+  if (e instanceof oauth.ResponseBodyError) return 'code'
+  const claim = ((e as { cause?: { claim?: unknown } } | null)?.cause ?? {}).claim
+  if (typeof claim === 'string') return claim
+  return /"(state|iss)"/.exec(String((e as Error | null)?.message))?.[1]
+}
+
+/**
+ * An authority for any OpenID Connect provider (Keycloak, Auth0, Entra ID, Okta, Zitadel,
+ * oidc-provider, …) with the Authorization Code flow and PKCE (S256), built on oauth4webapi.
+ *
+ * - `auth.login()` stores `state`, `nonce` and the PKCE verifier, then navigates to the provider.
+ *   Its promise **does not settle**: the page is leaving, so the engine honestly stays
+ *   `authenticating` (never a flash of `unauthenticated`). It rejects only when the login is
+ *   superseded (a newer login, a logout), when the redirect could not start (discovery failed:
+ *   `NETWORK_ERROR`; storage refused: `LOGIN_FAILED`), or with `ABORTED` when the page comes back
+ *   from the back/forward cache without a callback (the user pressed Back at the provider).
+ * - On the next page load, `restore()` (run by the engine while `initializing`) handles a callback
+ *   at `redirectUri`: the URL is cleaned and the stored login consumed first (a replayed callback
+ *   fails), then `state` and `iss` are checked, the code is exchanged with the verifier and the ID
+ *   token validated with the `nonce`. Every failure is a `LOGIN_FAILED` {@link TesseraError} whose
+ *   `field` names what was wrong (`state`, `nonce`, `iss`, `error` for a provider error such as
+ *   `access_denied`, `code` for a code the provider refused) and whose `cause` holds the provider's
+ *   `error`/`error_description` — never a code or token. Network trouble is `NETWORK_ERROR`.
+ * - `refresh()` uses the refresh token grant; a rotated refresh token replaces the old one, an
+ *   unrotated one is kept. 400/401/403 (e.g. `invalid_grant`) → `INVALID_GRANT` (the session ends);
+ *   network, 408, 429 and 5xx → `NETWORK_ERROR` with `retryAfter` (retried, session kept: I6).
+ * - `logout()` revokes the refresh token when the provider advertises a `revocation_endpoint`,
+ *   then navigates to its `end_session_endpoint` with `id_token_hint`, `client_id` and
+ *   `post_logout_redirect_uri`.
+ * - `fetchUser()` reads the userinfo endpoint (checking `sub` against the ID token when it knows
+ *   it), or returns the ID token's claims when there is no userinfo endpoint.
+ *
+ * @remarks Give the engine persistent `storage` (e.g. `sessionStorageStore()`) if a reload should
+ * keep the session: the callback can be exchanged only once.
+ * @see RFC 6749 §4.1, RFC 7636 (PKCE), RFC 9207 (`iss`), OpenID Connect Core 1.0 §3.1, RP-Initiated Logout 1.0
+ *
+ * @example
+ * ```ts
+ * import { createAuth, sessionStorageStore } from 'tessera'
+ * import { oidcAuthority } from 'tessera/oidc'
+ *
+ * const auth = createAuth({
+ *   authority: oidcAuthority({
+ *     issuer: 'https://id.example.com',
+ *     clientId: 'web',
+ *     redirectUri: `${location.origin}/callback`,
+ *     postLogoutRedirectUri: location.origin,
+ *   }),
+ *   storage: sessionStorageStore(),
+ * })
+ * await auth.ready() // a callback in the URL has been handled: authenticated, or unauthenticated with the reason
+ * if (auth.getSnapshot().status !== 'authenticated') loginButton.onclick = () => auth.login()
+ * ```
+ */
+export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<User>): OidcAuthority<User> {
+  const { clientId, redirectUri, scope = 'openid profile offline_access', key = 'tessera.oidc' } = options
+  const issuer = new URL(options.issuer)
+  const client: oauth.Client = { client_id: clientId }
+  const clientAuth = options.clientSecret ? oauth.ClientSecretBasic(options.clientSecret) : oauth.None()
+  const storage = options.storage ?? sessionStorageStore()
+  const navigate = options.navigate ?? ((url: string) => globalThis.location.assign(url))
+  const currentUrl = options.currentUrl ?? (() => globalThis.location.href)
+  const replaceUrl = options.replaceUrl ?? ((url: string) => globalThis.history.replaceState(globalThis.history.state, '', url))
+  const mapUser = options.mapUser ?? ((claims: OidcUser) => claims as User)
+
+  // Looked up per call: importing this module touches no global.
+  const http = (signal?: AbortSignal) => ({
+    signal,
+    [oauth.customFetch]: (url: string, init: RequestInit) => (options.fetch ?? globalThis.fetch)(url, init),
+    [oauth.allowInsecureRequests]: options.allowInsecureRequests === true,
+  })
+
+  // ── discovery: one request, cached; a failure is forgotten so the next call tries again ──
+  let metadata: Promise<oauth.AuthorizationServer> | null = null
+  function discover(): Promise<oauth.AuthorizationServer> {
+    metadata ??= send(() => oauth.discoveryRequest(issuer, { ...http(), algorithm: 'oidc' }))
+      .then((res) => oauth.processDiscoveryResponse(issuer, res))
+      .catch((e) => {
+        metadata = null
+        throw isTessera(e) ? e : new TesseraError('NETWORK_ERROR', `OIDC discovery failed: ${(e as Error)?.message}`, { cause: safeCause(e) })
+      })
+    return metadata
+  }
+
+  /** Sends a request; network failures, 408, 429 and 5xx become `NETWORK_ERROR` (transient, I6). */
+  async function send(request: () => Promise<Response>, signal?: AbortSignal): Promise<Response> {
+    let res: Response
+    try {
+      res = await request()
+    } catch (cause) {
+      if (signal?.aborted) throw signal.reason
+      if ((cause as Error)?.name === 'AbortError' || (cause as Error)?.name === 'TimeoutError') throw cause
+      throw new TesseraError('NETWORK_ERROR', 'The OpenID provider could not be reached', { cause: safeCause(cause) })
+    }
+    const s = res.status
+    if (s === 408 || s === 429 || s >= 500) {
+      await res.body?.cancel().catch(() => {})
+      throw new TesseraError('NETWORK_ERROR', `The OpenID provider answered ${s}`, { status: s, retryAfter: retryAfter(res) })
+    }
+    return res
+  }
+
+  const isTessera = (e: unknown): e is TesseraError => e instanceof TesseraError
+
+  /** A refused or malformed answer, as the error the engine understands. */
+  function refused(e: unknown, code: 'LOGIN_FAILED' | 'INVALID_GRANT', what: string): TesseraError {
+    if (isTessera(e)) return e
+    const status = (e as { status?: unknown })?.status
+    const definite = e instanceof oauth.ResponseBodyError || e instanceof oauth.WWWAuthenticateChallengeError
+    const details = { cause: safeCause(e), status: typeof status === 'number' ? status : undefined, field: faultyField(e) }
+    const said = e instanceof oauth.ResponseBodyError || e instanceof oauth.AuthorizationResponseError ? [e.error, e.error_description].filter(Boolean).join(': ') : (e as Error)?.message
+    if (code === 'LOGIN_FAILED') return new TesseraError('LOGIN_FAILED', `${what}: ${said}`, details)
+    // Refresh: only the provider saying no ends the session; anything else malformed is reported, not retried.
+    return new TesseraError(definite && (status === 400 || status === 401 || status === 403) ? 'INVALID_GRANT' : 'INVALID_TOKEN_RESPONSE', `${what}: ${said}`, details)
+  }
+
+  // The claims of the ID token behind the latest access token this authority obtained: the subject
+  // userinfo must match, and the user when there is no userinfo endpoint.
+  let known: { accessToken: string; claims: OidcUser } | null = null
+
+  /** The token response body the engine validates; an unrotated refresh token is kept. */
+  function body(res: oauth.TokenEndpointResponse, previousRefreshToken?: string) {
+    const claims = oauth.getValidatedIdTokenClaims(res)
+    if (claims) known = { accessToken: res.access_token, claims: claims as OidcUser }
+    return {
+      access_token: res.access_token,
+      token_type: res.token_type,
+      expires_in: res.expires_in,
+      refresh_token: res.refresh_token ?? previousRefreshToken,
+      id_token: res.id_token,
+      scope: res.scope,
+    }
+  }
+
+  async function readTransaction(): Promise<Transaction | null> {
+    try {
+      const raw = await storage.get(key)
+      await storage.remove(key) // single use, before anything can fail or wait
+      const tx: unknown = raw ? JSON.parse(raw) : null
+      const ok = (v: unknown) => typeof v === 'string' && v.length > 0
+      if (tx && typeof tx === 'object' && ['state', 'nonce', 'verifier'].every((k) => ok((tx as Record<string, unknown>)[k]))) return tx as Transaction
+    } catch {}
+    return null
+  }
+
+  function pageLeft(signal: AbortSignal): Promise<never> {
+    return new Promise<never>((_, reject) => {
+      const target = globalThis as { addEventListener?: typeof addEventListener; removeEventListener?: typeof removeEventListener }
+      const stop = (error: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        target.removeEventListener?.('pageshow', onShow)
+        reject(error)
+      }
+      const onAbort = () => stop(signal.reason)
+      // Back from the provider without a callback: this page (restored from bfcache) is still waiting.
+      const onShow = (event: Event) => {
+        if ((event as PageTransitionEvent).persisted) stop(new TesseraError('ABORTED', 'The login redirect was abandoned'))
+      }
+      if (signal.aborted) return onAbort()
+      signal.addEventListener('abort', onAbort, { once: true })
+      target.addEventListener?.('pageshow', onShow)
+    })
+  }
+
+  return {
+    async login(request, signal) {
+      const as = await discover()
+      if (!as.authorization_endpoint) throw new TesseraError('LOGIN_FAILED', 'The provider has no authorization_endpoint', { field: 'authorization_endpoint' })
+      const tx: Transaction = { state: oauth.generateRandomState(), nonce: oauth.generateRandomNonce(), verifier: oauth.generateRandomCodeVerifier() }
+      const url = new URL(as.authorization_endpoint)
+      const params = {
+        ...request?.params,
+        client_id: clientId,
+        redirect_uri: redirectUri,
+        response_type: 'code',
+        scope,
+        state: tx.state,
+        nonce: tx.nonce,
+        code_challenge: await oauth.calculatePKCECodeChallenge(tx.verifier),
+        code_challenge_method: 'S256',
+      }
+      for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v)
+      try {
+        await storage.set(key, JSON.stringify(tx))
+      } catch (cause) {
+        throw new TesseraError('LOGIN_FAILED', 'Could not keep the login state across the redirect (storage refused)', { cause })
+      }
+      if (signal.aborted) throw signal.reason
+      const waiting = pageLeft(signal)
+      navigate(url.href)
+      return waiting
+    },
+
+    async restore(signal) {
+      const url = new URL(currentUrl())
+      const expected = new URL(redirectUri)
+      const p = url.searchParams
+      if (url.origin !== expected.origin || url.pathname !== expected.pathname || !(p.has('code') || p.has('error'))) return null
+      // Clean the URL first: a reload or a shared link must not replay the callback.
+      const clean = new URL(url)
+      for (const k of CALLBACK_PARAMS) clean.searchParams.delete(k)
+      replaceUrl(clean.href)
+      const tx = await readTransaction()
+      if (!tx)
+        throw new TesseraError('LOGIN_FAILED', 'OIDC callback rejected: no login is waiting for it (already used, or started in another tab)', { field: 'state' })
+      const as = await discover()
+      let params: URLSearchParams
+      try {
+        params = oauth.validateAuthResponse(as, client, url, tx.state)
+      } catch (e) {
+        throw refused(e, 'LOGIN_FAILED', 'OIDC callback rejected')
+      }
+      const res = await send(() => oauth.authorizationCodeGrantRequest(as, client, clientAuth, params, redirectUri, tx.verifier, http(signal)), signal)
+      try {
+        return body(await oauth.processAuthorizationCodeResponse(as, client, res, { expectedNonce: tx.nonce, requireIdToken: scope.split(' ').includes('openid') }))
+      } catch (e) {
+        throw refused(e, 'LOGIN_FAILED', 'OIDC code exchange rejected')
+      }
+    },
+
+    async refresh(refreshToken, signal) {
+      if (!refreshToken) throw new TesseraError('INVALID_GRANT', 'No refresh token (was offline_access granted?)', { field: 'refresh_token' })
+      const as = await discover()
+      const res = await send(() => oauth.refreshTokenGrantRequest(as, client, clientAuth, refreshToken, http(signal)), signal)
+      try {
+        return body(await oauth.processRefreshTokenResponse(as, client, res), refreshToken)
+      } catch (e) {
+        throw refused(e, 'INVALID_GRANT', 'Refresh rejected')
+      }
+    },
+
+    async logout(tokens: TokenSet) {
+      const as = await discover()
+      let failure: unknown
+      const token = tokens.refreshToken ?? tokens.accessToken
+      if (as.revocation_endpoint)
+        try {
+          const res = await send(() => oauth.revocationRequest(as, client, clientAuth, token, http()))
+          await oauth.processRevocationResponse(res)
+        } catch (e) {
+          failure = refused(e, 'INVALID_GRANT', 'Revocation failed')
+        }
+      if (options.endProviderSession !== false && as.end_session_endpoint) {
+        const url = new URL(as.end_session_endpoint)
+        url.searchParams.set('client_id', clientId)
+        if (tokens.idToken) url.searchParams.set('id_token_hint', tokens.idToken)
+        if (options.postLogoutRedirectUri) url.searchParams.set('post_logout_redirect_uri', options.postLogoutRedirectUri)
+        navigate(url.href)
+      }
+      if (failure) throw failure
+    },
+
+    async fetchUser(accessToken, signal) {
+      const as = await discover()
+      const claims = known?.accessToken === accessToken ? known.claims : null
+      if (!as.userinfo_endpoint) {
+        if (claims) return mapUser(claims)
+        throw new TesseraError('INVALID_TOKEN_RESPONSE', 'No userinfo endpoint and no ID token for this access token', { field: 'id_token' })
+      }
+      const res = await send(() => oauth.userInfoRequest(as, client, accessToken, http(signal)), signal)
+      try {
+        return mapUser((await oauth.processUserInfoResponse(as, client, claims?.sub ?? oauth.skipSubjectCheck, res)) as OidcUser)
+      } catch (e) {
+        throw refused(e, 'INVALID_GRANT', 'Userinfo refused')
+      }
+    },
+  }
+}

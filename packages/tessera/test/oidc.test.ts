@@ -1,0 +1,382 @@
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import Provider from 'oidc-provider'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+import { createAuth, isTesseraError, type Auth, type AuthStatus, type TesseraError } from '../src/index.js'
+import { oidcAuthority, type OidcAuthorityOptions, type OidcLoginRequest, type OidcUser } from '../src/authorities/oidc.js'
+import { decodeSession } from '../src/core/stored.js'
+import { FakeClock, FakeStorage, flush } from './fakes.js'
+
+/**
+ * Integration: the real engine with `oidcAuthority` against a real OpenID provider (oidc-provider)
+ * on 127.0.0.1, its login and consent pages driven with plain fetch and a cookie jar.
+ */
+const APP = 'http://127.0.0.1:5999'
+const REDIRECT = `${APP}/callback`
+let server: Server
+let issuer: string
+
+beforeAll(async () => {
+  server = createServer()
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const provider = new Provider(issuer, {
+    clients: [
+      {
+        client_id: 'web',
+        token_endpoint_auth_method: 'none', // public client: PKCE instead of a secret
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: [REDIRECT],
+        post_logout_redirect_uris: [`${APP}/`],
+      },
+    ],
+    findAccount: (_ctx: unknown, id: string) => ({ accountId: id, claims: () => ({ sub: id, name: 'Ada Lovelace' }) }),
+    claims: { openid: ['sub'], profile: ['name'] },
+    features: { devInteractions: { enabled: true }, revocation: { enabled: true }, rpInitiatedLogout: { enabled: true } },
+    pkce: { required: () => true },
+    rotateRefreshToken: true,
+    // A refresh token for every code grant (by default offline_access also needs prompt=consent).
+    issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(t: string): boolean }) => client.grantTypeAllowed('refresh_token'),
+    ttl: { AccessToken: 60, AuthorizationCode: 60, IdToken: 60, RefreshToken: 3600, Interaction: 600, Session: 600, Grant: 3600 },
+    cookies: { keys: ['tessera-test-cookie-key'] },
+  })
+  provider.on('server_error', (_ctx, err) => console.error('provider error', err))
+  server.on('request', provider.callback())
+})
+afterAll(() => new Promise<void>((r) => server.close(() => r())))
+
+/** Walks the provider's pages like a browser: follows redirects, submits login and consent, until it lands on the app. */
+async function signIn(authorizationUrl: string, options: { cancel?: boolean } = {}): Promise<string> {
+  const jar = new Map<string, string>()
+  let url = authorizationUrl
+  let body: string | undefined
+  for (let step = 0; step < 20; step++) {
+    const res = await fetch(url, {
+      method: body === undefined ? 'GET' : 'POST',
+      body,
+      redirect: 'manual',
+      headers: {
+        cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; '),
+        ...(body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded' }),
+      },
+    })
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(';')
+      const i = pair!.indexOf('=')
+      jar.set(pair!.slice(0, i), pair!.slice(i + 1))
+    }
+    body = undefined
+    if (res.status >= 300 && res.status < 400) {
+      const next = new URL(res.headers.get('location')!, url).href
+      if (next.startsWith(APP)) return next
+      url = next
+      continue
+    }
+    const html = await res.text()
+    expect(res.status, html).toBe(200)
+    const action = new URL(/action="([^"]+)"/.exec(html)![1]!, url).href
+    const prompt = /name="prompt" value="(\w+)"/.exec(html)?.[1]
+    if (options.cancel) url = `${action}/abort`
+    else {
+      url = action
+      body = prompt === 'login' ? 'prompt=login&login=ada&password=any' : 'prompt=consent'
+    }
+  }
+  throw new Error('the provider flow did not end on the app')
+}
+
+/** Calls to the provider, for assertions: which endpoints were hit, and what the token endpoint answered. */
+interface Calls {
+  paths: string[]
+  tokens: Array<{ grant: string | null; sent: string | null; body: Record<string, unknown> }>
+  failNext: number | null
+}
+
+const engines: Auth<OidcUser, OidcLoginRequest>[] = []
+afterEach(() => {
+  for (const a of engines.splice(0)) a.dispose()
+  vi.unstubAllGlobals()
+})
+
+/** One page load of the app: an engine over an OIDC authority, with the browser's pieces injected. */
+function page(url = `${APP}/`, shared: { tx?: FakeStorage; session?: FakeStorage } = {}, extra: Partial<OidcAuthorityOptions> = {}) {
+  const tx = shared.tx ?? new FakeStorage()
+  const session = shared.session ?? new FakeStorage()
+  const navigations: string[] = []
+  const calls: Calls = { paths: [], tokens: [], failNext: null }
+  const state = { url }
+  const recording: typeof fetch = async (input, init) => {
+    const target = new URL(String(input))
+    calls.paths.push(target.pathname)
+    if (calls.failNext !== null && target.pathname === '/token') {
+      const status = calls.failNext
+      calls.failNext = null
+      return new Response('upstream down', { status, headers: { 'retry-after': '2' } })
+    }
+    const res = await fetch(input, init)
+    if (target.pathname === '/token') {
+      const sent = new URLSearchParams(String(init?.body))
+      calls.tokens.push({ grant: sent.get('grant_type'), sent: sent.get('refresh_token'), body: await res.clone().json() })
+    }
+    return res
+  }
+  const authority = oidcAuthority({
+    issuer,
+    clientId: 'web',
+    redirectUri: REDIRECT,
+    postLogoutRedirectUri: `${APP}/`,
+    storage: tx,
+    fetch: recording,
+    navigate: (u) => void navigations.push(u),
+    currentUrl: () => state.url,
+    replaceUrl: (u) => void (state.url = u),
+    allowInsecureRequests: true,
+    ...extra,
+  })
+  const auth = createAuth({ authority, storage: session, clock: new FakeClock(), retry: { attempts: 1 } })
+  engines.push(auth)
+  const statuses: AuthStatus[] = [auth.getSnapshot().status]
+  auth.subscribe(() => {
+    const s = auth.getSnapshot().status
+    if (s !== statuses.at(-1)) statuses.push(s)
+  })
+  const stored = () => {
+    const raw = session.map.get('tessera')
+    return raw ? decodeSession<OidcUser>(raw).tokens : null
+  }
+  return { auth, authority, tx, session, navigations, calls, statuses, state, stored }
+}
+
+/** Starts a login in one page load and walks the provider; resolves the callback URL and the login's storage. */
+async function startLogin(options: { cancel?: boolean } = {}) {
+  const before = page()
+  await before.auth.ready()
+  before.auth.login().catch(() => {}) // never settles by design: the page is leaving
+  await vi.waitFor(() => expect(before.navigations).toHaveLength(1))
+  const authorizationUrl = new URL(before.navigations[0]!)
+  return { before, authorizationUrl, callback: await signIn(authorizationUrl.href, options) }
+}
+
+/** A full login: redirect, provider pages, and the page load that handles the callback. */
+async function loggedIn() {
+  const { before, callback } = await startLogin()
+  const after = page(callback, { tx: before.tx })
+  await after.auth.ready()
+  expect(after.auth.getSnapshot().status).toBe('authenticated')
+  return after
+}
+
+/** The engine ended up with no session, for `reason`, and stored nothing. */
+function expectNoSession(p: ReturnType<typeof page>, field: string) {
+  const snap = p.auth.getSnapshot()
+  expect(snap.status).toBe('unauthenticated')
+  expect(isTesseraError(snap.error, 'LOGIN_FAILED')).toBe(true)
+  expect(snap.error!.field).toBe(field)
+  expect(snap.user).toBeNull()
+  expect(p.statuses).not.toContain('authenticated')
+  expect(p.stored()).toBeNull()
+  expect(p.tx.map.size).toBe(0) // the login in progress is consumed either way
+  expect(new URL(p.state.url).search).toBe('') // and the callback is gone from the URL
+}
+
+/** I5: an error may name what went wrong, never carry the code or a token. */
+function expectNoSecrets(error: TesseraError | null, ...secrets: string[]) {
+  const text = JSON.stringify({ message: error?.message, cause: error?.cause })
+  for (const s of secrets) expect(text).not.toContain(s)
+}
+
+describe('oidcAuthority against a real OpenID provider', () => {
+  it('login redirects with PKCE S256, state and nonce, and stays authenticating while the page leaves', async () => {
+    const { before, authorizationUrl: u } = await startLogin()
+    expect(u.origin + u.pathname).toBe(`${issuer}/auth`)
+    const p = Object.fromEntries(u.searchParams)
+    expect(p).toMatchObject({ client_id: 'web', redirect_uri: REDIRECT, response_type: 'code', scope: 'openid profile offline_access', code_challenge_method: 'S256' })
+    expect(p.code_challenge).toMatch(/^[\w-]{43}$/)
+    const tx = JSON.parse(before.tx.map.get('tessera.oidc')!)
+    expect(tx.state).toBe(p.state)
+    expect(tx.nonce).toBe(p.nonce)
+    expect(tx.verifier).not.toBe(p.code_challenge) // the verifier never leaves the browser
+    expect(before.auth.getSnapshot().status).toBe('authenticating')
+    expect(before.statuses).toEqual(['initializing', 'unauthenticated', 'authenticating'])
+  })
+
+  it('full code flow: the callback page load goes initializing → authenticated with the user, never unauthenticated', async () => {
+    const { before, callback } = await startLogin()
+    expect(new URL(callback).searchParams.get('code')).toBeTruthy()
+    const after = page(callback, { tx: before.tx })
+    expect(after.auth.getSnapshot().status).toBe('initializing')
+    await after.auth.ready()
+    expect(after.statuses).toEqual(['initializing', 'authenticated'])
+    expect(after.auth.getSnapshot().user).toMatchObject({ sub: 'ada', name: 'Ada Lovelace' })
+    expect(after.calls.paths).toEqual(['/.well-known/openid-configuration', '/token', '/me'])
+    const tokens = after.stored()!
+    expect(tokens.accessToken).toBeTruthy()
+    expect(tokens.refreshToken).toBeTruthy()
+    expect(tokens.idToken!.split('.')).toHaveLength(3)
+    expect(tokens.expiresAt! - tokens.receivedAt).toBe(60_000)
+    expect(after.state.url).toBe(`${APP}/callback`) // code and state dropped from the address bar
+    expect(after.tx.map.size).toBe(0)
+    expect(await after.auth.getAccessToken()).toBe(tokens.accessToken)
+  })
+
+  it('refresh rotates the refresh token, and the provider rejects the old one afterwards', async () => {
+    const p = await loggedIn()
+    const first = p.stored()!
+    await p.auth.refresh()
+    const second = p.stored()!
+    expect(p.calls.tokens.at(-1)).toMatchObject({ grant: 'refresh_token', sent: first.refreshToken })
+    expect(second.refreshToken).toBeTruthy()
+    expect(second.refreshToken).not.toBe(first.refreshToken)
+    expect(second.accessToken).not.toBe(first.accessToken)
+    expect(p.auth.getSnapshot()).toMatchObject({ status: 'authenticated', generation: 2 })
+    const reuse = await p.authority.refresh(first.refreshToken, new AbortController().signal).catch((e: TesseraError) => e)
+    expect(isTesseraError(reuse, 'INVALID_GRANT')).toBe(true)
+    expect((reuse as TesseraError).status).toBe(400)
+    expect((reuse as TesseraError).message).toMatch(/invalid_grant/)
+  })
+
+  it('a reused refresh token revokes the grant at the provider: the next refresh ends the session as expired (SESSION_EXPIRED)', async () => {
+    const p = await loggedIn()
+    const first = p.stored()!
+    await p.auth.refresh()
+    await p.authority.refresh(first.refreshToken, new AbortController().signal).catch(() => {}) // a thief replays the old one
+    const expired = vi.fn()
+    p.auth.on('expired', expired)
+    const error = await p.auth.refresh().catch((e: TesseraError) => e)
+    expect(isTesseraError(error, 'SESSION_EXPIRED')).toBe(true)
+    expect(p.auth.getSnapshot()).toMatchObject({ status: 'expired', user: null })
+    expect(p.auth.getSnapshot().error!.code).toBe('SESSION_EXPIRED')
+    expect(expired).toHaveBeenCalledTimes(1)
+    await flush()
+    expect(p.stored()).toBeNull()
+    await expect(p.auth.getAccessToken()).rejects.toMatchObject({ code: 'SESSION_EXPIRED' })
+  })
+
+  it('I6: a provider 503 on refresh is NETWORK_ERROR with retryAfter and keeps the session', async () => {
+    const p = await loggedIn()
+    const before = p.stored()!
+    p.calls.failNext = 503
+    const error = await p.auth.refresh().catch((e: TesseraError) => e)
+    expect(error).toMatchObject({ code: 'NETWORK_ERROR', status: 503, retryAfter: 2000 })
+    expect(p.auth.getSnapshot().status).toBe('authenticated')
+    expect(p.stored()!.refreshToken).toBe(before.refreshToken)
+    await p.auth.refresh() // the provider is back: the same refresh token still works
+    expect(p.stored()!.refreshToken).not.toBe(before.refreshToken)
+  })
+
+  it('logout revokes the refresh token and navigates to end_session with id_token_hint and post_logout_redirect_uri', async () => {
+    const p = await loggedIn()
+    const tokens = p.stored()!
+    await p.auth.logout()
+    expect(p.auth.getSnapshot().status).toBe('unauthenticated')
+    expect(p.calls.paths).toContain('/token/revocation')
+    expect(p.navigations).toHaveLength(1)
+    const end = new URL(p.navigations[0]!)
+    expect(end.origin + end.pathname).toBe(`${issuer}/session/end`)
+    expect(Object.fromEntries(end.searchParams)).toEqual({ client_id: 'web', id_token_hint: tokens.idToken, post_logout_redirect_uri: `${APP}/` })
+    // The provider accepts the hint: its confirmation page, not an error.
+    const res = await fetch(end, { redirect: 'manual' })
+    expect(res.status).toBe(200)
+    expect(await res.text()).not.toMatch(/error/i)
+    const revoked = await p.authority.refresh(tokens.refreshToken, new AbortController().signal).catch((e: TesseraError) => e)
+    expect(isTesseraError(revoked, 'INVALID_GRANT')).toBe(true)
+  })
+
+  it('tampered state: LOGIN_FAILED (field state), no code exchange, unauthenticated with nothing stored', async () => {
+    const { before, callback } = await startLogin()
+    const url = new URL(callback)
+    const code = url.searchParams.get('code')!
+    url.searchParams.set('state', 'forged')
+    const p = page(url.href, { tx: before.tx })
+    await p.auth.ready()
+    expectNoSession(p, 'state')
+    expect(p.statuses).toEqual(['initializing', 'unauthenticated'])
+    expect(p.calls.paths).not.toContain('/token')
+    expectNoSecrets(p.auth.getSnapshot().error, code)
+  })
+
+  it('mismatched nonce: LOGIN_FAILED (field nonce), unauthenticated with nothing stored and no token in the error', async () => {
+    const { before, callback } = await startLogin()
+    const tx = JSON.parse(before.tx.map.get('tessera.oidc')!)
+    before.tx.map.set('tessera.oidc', JSON.stringify({ ...tx, nonce: 'not-the-nonce-sent' }))
+    const p = page(callback, { tx: before.tx })
+    await p.auth.ready()
+    expectNoSession(p, 'nonce')
+    const issued = p.calls.tokens[0]!.body
+    expect(issued.access_token).toBeTruthy() // the provider did answer: the ID token was refused here
+    expectNoSecrets(p.auth.getSnapshot().error, String(issued.access_token), String(issued.id_token), String(issued.refresh_token))
+  })
+
+  it('replayed callback: the second page load with the same URL fails (no login waiting), the first session is untouched', async () => {
+    const { before, callback } = await startLogin()
+    const first = page(callback, { tx: before.tx })
+    await first.auth.ready()
+    expect(first.auth.getSnapshot().status).toBe('authenticated')
+    const replay = page(callback, { tx: before.tx })
+    await replay.auth.ready()
+    expectNoSession(replay, 'state')
+    expect(replay.calls.paths).not.toContain('/token')
+    await first.auth.refresh()
+    expect(first.auth.getSnapshot().status).toBe('authenticated')
+  })
+
+  it('replayed code with a copied login state: the provider refuses it (LOGIN_FAILED, field code, 400) and revokes what the code gave', async () => {
+    const { before, callback } = await startLogin()
+    const copy = before.tx.map.get('tessera.oidc')!
+    const first = page(callback, { tx: before.tx })
+    await first.auth.ready()
+    before.tx.map.set('tessera.oidc', copy) // an attacker who copied the browser's storage
+    const replay = page(callback, { tx: before.tx })
+    await replay.auth.ready()
+    expectNoSession(replay, 'code')
+    expect(replay.auth.getSnapshot().error).toMatchObject({ status: 400, cause: { error: 'invalid_grant' } })
+    expectNoSecrets(replay.auth.getSnapshot().error, new URL(callback).searchParams.get('code')!)
+    // oidc-provider revokes the tokens issued for a code that is used twice.
+    await expect(first.auth.refresh()).rejects.toMatchObject({ code: 'SESSION_EXPIRED' })
+  })
+
+  it('provider error=access_denied: LOGIN_FAILED (field error) with the provider error in cause, unauthenticated', async () => {
+    const { before, callback } = await startLogin({ cancel: true })
+    expect(new URL(callback).searchParams.get('error')).toBe('access_denied')
+    const p = page(callback, { tx: before.tx })
+    await p.auth.ready()
+    expectNoSession(p, 'error')
+    expect(p.auth.getSnapshot().error).toMatchObject({ message: expect.stringContaining('access_denied'), cause: { error: 'access_denied' } })
+    expect(p.statuses).toEqual(['initializing', 'unauthenticated'])
+  })
+
+  it('a page that is not the callback restores nothing and calls nobody', async () => {
+    const p = page(`${APP}/orders?code=promo42`)
+    await p.auth.ready()
+    expect(p.auth.getSnapshot()).toMatchObject({ status: 'unauthenticated', error: null })
+    expect(p.calls.paths).toEqual([])
+    expect(p.state.url).toBe(`${APP}/orders?code=promo42`)
+  })
+
+  it('login that cannot start (provider unreachable) fails typed, navigates nowhere; a retry discovers again', async () => {
+    const p = page(`${APP}/`, {}, { issuer: 'http://127.0.0.1:9' })
+    await p.auth.ready()
+    await expect(p.auth.login()).rejects.toMatchObject({ code: 'NETWORK_ERROR' })
+    expect(p.auth.getSnapshot().status).toBe('unauthenticated')
+    expect(p.navigations).toEqual([])
+    await expect(p.auth.login()).rejects.toMatchObject({ code: 'NETWORK_ERROR' })
+    expect(p.calls.paths.filter((x) => x === '/.well-known/openid-configuration')).toHaveLength(2)
+  })
+
+  it('Back from the provider (page restored from bfcache): the pending login ends ABORTED, unauthenticated', async () => {
+    const win = new EventTarget()
+    vi.stubGlobal('addEventListener', win.addEventListener.bind(win))
+    vi.stubGlobal('removeEventListener', win.removeEventListener.bind(win))
+    const p = page()
+    await p.auth.ready()
+    const login = p.auth.login()
+    await vi.waitFor(() => expect(p.navigations).toHaveLength(1))
+    win.dispatchEvent(Object.assign(new Event('pageshow'), { persisted: false })) // the first show: nothing
+    await flush()
+    expect(p.auth.getSnapshot().status).toBe('authenticating')
+    win.dispatchEvent(Object.assign(new Event('pageshow'), { persisted: true }))
+    await expect(login).rejects.toMatchObject({ code: 'ABORTED' })
+    expect(p.auth.getSnapshot().status).toBe('unauthenticated')
+  })
+})
