@@ -1,7 +1,14 @@
 import type { AlovaGenerics, Method, RespondedHandler, RespondedHandlerRecord } from 'alova'
 import type { AuthTransportApi } from '../index.js'
 
-/** Options of {@link createTesseraAuth}. */
+/**
+ * Options of {@link createTesseraAuth}.
+ * @example
+ * ```ts
+ * // A backend that flags a stale token with a header instead of a 401.
+ * createTesseraAuth(auth, { isAuthError: (r) => r instanceof Response && r.headers.get('x-token-expired') === '1' })
+ * ```
+ */
 export interface AlovaAuthOptions {
   /**
    * Whether a response (or, for adapters that throw on 4xx, an error) is an auth error that
@@ -11,7 +18,14 @@ export interface AlovaAuthOptions {
   isAuthError?: (responseOrError: unknown, method: Method) => boolean
 }
 
-/** What {@link createTesseraAuth} returns: the two hooks of alova's own token authentication. */
+/**
+ * What {@link createTesseraAuth} returns: the two hooks of alova's own token authentication.
+ * @example
+ * ```ts
+ * const { onAuthRequired, onResponseRefreshToken } = createTesseraAuth(auth)
+ * createAlova({ requestAdapter: adapterFetch(), beforeRequest: onAuthRequired(), responded: onResponseRefreshToken() })
+ * ```
+ */
 export interface TesseraAlovaAuth {
   /** Wraps your `beforeRequest` (run after the token is attached). */
   onAuthRequired<AG extends AlovaGenerics>(beforeRequest?: (method: Method<AG>) => void | Promise<void>): (method: Method<AG>) => Promise<void>

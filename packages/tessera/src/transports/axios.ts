@@ -13,7 +13,14 @@ declare module 'axios' {
   }
 }
 
-/** Options of {@link attachAuth}. */
+/**
+ * Options of {@link attachAuth}.
+ * @example
+ * ```ts
+ * // This API answers 419 when the token is stale.
+ * attachAuth(api, auth, { isAuthError: (error) => error.response?.status === 419 })
+ * ```
+ */
 export interface AxiosAuthOptions {
   /**
    * Whether a failed request is an auth error that deserves a refresh and one replay.

@@ -2,7 +2,13 @@ import { makeErrorResult, makeOperation, type Exchange, type Operation, type Ope
 import { filter, makeSubject, merge, pipe } from 'wonka'
 import type { AuthTransportApi, Grant } from '../index.js'
 
-/** Options of {@link authExchange}. */
+/**
+ * Options of {@link authExchange}.
+ * @example
+ * ```ts
+ * authExchange(auth, { isAuthError: (result) => result.error?.graphQLErrors.some((e) => e.extensions?.code === 'FORBIDDEN_TOKEN') ?? false })
+ * ```
+ */
 export interface UrqlAuthOptions {
   /**
    * Whether a result is an auth error that deserves a refresh and one re-execution.
