@@ -153,6 +153,18 @@ describe('axios: failures settle and surface', () => {
     expect(server.count('/api/data')).toBe(0)
   })
 
+  it('I2: a request waiting for a refresh honours its AbortSignal and is never sent', async () => {
+    const { api, fake, clock } = await client()
+    fake.next = ['hang']
+    clock.jump(301_000)
+    const ctrl = new AbortController()
+    const held = api.get('/api/data', { signal: ctrl.signal }).catch((e: unknown) => e)
+    await flush()
+    ctrl.abort(new DOMException('user navigated away', 'AbortError'))
+    expect(await held).toMatchObject({ name: 'AbortError' })
+    expect(server.count('/api/data')).toBe(0)
+  })
+
   it('P4: other errors reject unchanged, the very object later interceptors see', async () => {
     const { api } = await client()
     let seen: unknown
