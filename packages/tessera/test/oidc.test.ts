@@ -201,6 +201,17 @@ describe('oidcAuthority against a real OpenID provider', () => {
     expect(before.statuses).toEqual(['initializing', 'unauthenticated', 'authenticating'])
   })
 
+  it('login parameters are passed on, but never replace the protocol ones (state, nonce, PKCE, redirect_uri)', async () => {
+    const p = page()
+    await p.auth.ready()
+    p.auth.login({ params: { prompt: 'login', login_hint: 'ada', state: 'chosen', redirect_uri: 'https://evil.example/' } }).catch(() => {})
+    await vi.waitFor(() => expect(p.navigations).toHaveLength(1))
+    const q = new URL(p.navigations[0]!).searchParams
+    expect([q.get('prompt'), q.get('login_hint'), q.get('redirect_uri')]).toEqual(['login', 'ada', REDIRECT])
+    expect(q.get('state')).toBe(JSON.parse(p.tx.map.get('tessera.oidc')!).state)
+    expect(q.get('state')).not.toBe('chosen')
+  })
+
   it('full code flow: the callback page load goes initializing → authenticated with the user, never unauthenticated', async () => {
     const { before, callback } = await startLogin()
     expect(new URL(callback).searchParams.get('code')).toBeTruthy()
@@ -253,14 +264,16 @@ describe('oidcAuthority against a real OpenID provider', () => {
     await expect(p.auth.getAccessToken()).rejects.toMatchObject({ code: 'SESSION_EXPIRED' })
   })
 
-  it('I6: a provider 503 on refresh is NETWORK_ERROR with retryAfter and keeps the session', async () => {
+  it('I6, P11: a provider 503 or 429 on refresh is NETWORK_ERROR with retryAfter and keeps the session', async () => {
     const p = await loggedIn()
     const before = p.stored()!
-    p.calls.failNext = 503
-    const error = await p.auth.refresh().catch((e: TesseraError) => e)
-    expect(error).toMatchObject({ code: 'NETWORK_ERROR', status: 503, retryAfter: 2000 })
-    expect(p.auth.getSnapshot().status).toBe('authenticated')
-    expect(p.stored()!.refreshToken).toBe(before.refreshToken)
+    for (const status of [503, 429]) {
+      p.calls.failNext = status
+      const error = await p.auth.refresh().catch((e: TesseraError) => e)
+      expect(error).toMatchObject({ code: 'NETWORK_ERROR', status, retryAfter: 2000 })
+      expect(p.auth.getSnapshot().status).toBe('authenticated')
+      expect(p.stored()!.refreshToken).toBe(before.refreshToken)
+    }
     await p.auth.refresh() // the provider is back: the same refresh token still works
     expect(p.stored()!.refreshToken).not.toBe(before.refreshToken)
   })
@@ -378,5 +391,27 @@ describe('oidcAuthority against a real OpenID provider', () => {
     win.dispatchEvent(Object.assign(new Event('pageshow'), { persisted: true }))
     await expect(login).rejects.toMatchObject({ code: 'ABORTED' })
     expect(p.auth.getSnapshot().status).toBe('unauthenticated')
+  })
+
+  it('SSR: importing tessera/oidc and creating the authority touches no browser global', async () => {
+    const touched: string[] = []
+    const names = ['window', 'document', 'localStorage', 'sessionStorage', 'navigator', 'location', 'history', 'BroadcastChannel']
+    const saved = names.map((n) => Object.getOwnPropertyDescriptor(globalThis, n))
+    for (const n of names)
+      Object.defineProperty(globalThis, n, {
+        configurable: true,
+        get() {
+          touched.push(n)
+          return undefined
+        },
+      })
+    try {
+      vi.resetModules()
+      const { oidcAuthority: fresh } = await import('../src/authorities/oidc.js')
+      fresh({ issuer, clientId: 'web', redirectUri: REDIRECT })
+      expect(touched).toEqual([])
+    } finally {
+      names.forEach((n, i) => (saved[i] ? Object.defineProperty(globalThis, n, saved[i]!) : delete (globalThis as Record<string, unknown>)[n]))
+    }
   })
 })

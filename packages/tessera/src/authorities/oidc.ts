@@ -4,6 +4,12 @@ import { TesseraError, sessionStorageStore, type Authority, type StoragePort, ty
 /**
  * The user {@link oidcAuthority} resolves by default: the userinfo claims (or, without a userinfo
  * endpoint, the ID token's claims).
+ *
+ * @example
+ * ```ts
+ * const auth = createAuth({ authority: oidcAuthority({ issuer, clientId, redirectUri }) })
+ * const name = auth.getSnapshot().user?.name ?? auth.getSnapshot().user?.sub
+ * ```
  */
 export interface OidcUser {
   /** The subject: the provider's stable id for the user. */
@@ -21,7 +27,21 @@ export interface OidcUser {
  */
 export type OidcLoginRequest = { params?: Record<string, string> } | void
 
-/** Options of {@link oidcAuthority}. */
+/**
+ * Options of {@link oidcAuthority}. Only `issuer`, `clientId` and `redirectUri` are required; the
+ * browser pieces (`navigate`, `currentUrl`, `replaceUrl`, `storage`) are injectable for tests.
+ *
+ * @example
+ * ```ts
+ * const options: OidcAuthorityOptions = {
+ *   issuer: 'https://id.example.com/realms/main',
+ *   clientId: 'web',
+ *   redirectUri: `${location.origin}/callback`,
+ *   postLogoutRedirectUri: `${location.origin}/`,
+ *   scope: 'openid profile email offline_access',
+ * }
+ * ```
+ */
 export interface OidcAuthorityOptions<User = OidcUser> {
   /** The issuer identifier; its `/.well-known/openid-configuration` is fetched once (and again after a failure). */
   issuer: string | URL
@@ -67,7 +87,16 @@ export interface OidcAuthorityOptions<User = OidcUser> {
   allowInsecureRequests?: boolean
 }
 
-/** An {@link Authority} speaking OpenID Connect: Authorization Code flow with PKCE. */
+/**
+ * An {@link Authority} speaking OpenID Connect: Authorization Code flow with PKCE. Its `login`
+ * takes an {@link OidcLoginRequest}; `logout`, `fetchUser` and `restore` are always present.
+ *
+ * @example
+ * ```ts
+ * const authority: OidcAuthority = oidcAuthority({ issuer, clientId: 'web', redirectUri })
+ * const auth = createAuth({ authority })
+ * ```
+ */
 export type OidcAuthority<User = OidcUser> = Authority<User, OidcLoginRequest> &
   Required<Pick<Authority<User, OidcLoginRequest>, 'logout' | 'fetchUser' | 'restore'>>
 
