@@ -1,0 +1,169 @@
+/**
+ * The test stack: the page bundle (esbuild) in a temp dir, the reference server serving it on
+ * 127.0.0.1 (a secure context, so Web Locks and BroadcastChannel exist), and a browser.
+ *
+ * @example
+ * const stack = await startStack({ accessTokenTtl: 30 });
+ * const a = await stack.newPage();             // a tab of the browser's one profile
+ * const b = await stack.newPage();             // another tab: shares locks, channels, storage with a
+ * await a.evaluate(() => window.harness.start({ storage: 'local' }));
+ * await stack.resetProfile();                  // between tests: close the tabs, clear the origin's data
+ * await stack.close();
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { silentLogger, startServer, type RunningServer, type ServerOptions, type StatsSnapshot } from '../../packages/server/src/index.ts';
+import { launchBrowser, type LaunchedBrowser } from './browser.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+const INDEX_HTML = `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Tessera e2e</title>
+<style>body{font:16px system-ui,sans-serif;margin:2rem;color:#123}h1{font-size:1.4rem}#status{padding:.5rem 1rem;background:#e8f0fe;border-radius:6px;display:inline-block}</style>
+</head>
+<body><h1>Tessera e2e page</h1><p>Session: <span id="status">loading</span></p>
+<script type="module" src="/app.js"></script></body>
+</html>
+`;
+
+/** Bundles e2e/pages/app.ts and writes `app.js` + `index.html` into a new temp dir. Returns the dir. */
+export async function buildPages(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-e2e-pages-'));
+  await build({
+    entryPoints: [join(here, '../pages/app.ts')],
+    outfile: join(dir, 'app.js'),
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'chrome120',
+    sourcemap: 'inline',
+    logLevel: 'silent',
+  });
+  writeFileSync(join(dir, 'index.html'), INDEX_HTML);
+  return dir;
+}
+
+export interface NewPageOptions {
+  /** Open the page in this context. @default `stack.profile` (tabs of one profile; freezable) */
+  context?: BrowserContext;
+  /** Runs before the page loads, e.g. `(page) => page.clock.install()`. */
+  beforeLoad?: (page: Page) => Promise<void>;
+}
+
+export interface Stack {
+  server: RunningServer;
+  /** The server's origin, e.g. `http://127.0.0.1:41234`. */
+  url: string;
+  browser: Browser;
+  /** The browser's default context: one profile; its pages are tabs that share storage, BroadcastChannel and Web Locks, and can be frozen. */
+  profile: BrowserContext;
+  /** Chromium's version, e.g. `156.0.8078.108`. */
+  version: string;
+  /** A new isolated context (another, incognito-like profile; shares nothing with `profile`). Its pages cannot be frozen. */
+  newContext(): Promise<BrowserContext>;
+  /** A page with the test page loaded and `window.harness` ready (see {@link NewPageOptions}). */
+  newPage(options?: NewPageOptions): Promise<Page>;
+  /** GET /__stats. */
+  stats(): Promise<StatsSnapshot>;
+  /** POST /__stats/reset. */
+  resetStats(): Promise<void>;
+  /** Closes every tab of `profile` and clears the server origin's cookies, localStorage and IndexedDB there. */
+  resetProfile(): Promise<void>;
+  /** Closes the browser, the server and removes the page dir. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the page, starts the reference server (`faults: true`, `scryptCost: 1024`, silent logger
+ * unless overridden) serving it, and launches Chromium.
+ */
+export async function startStack(serverOptions: ServerOptions = {}): Promise<Stack> {
+  const dir = await buildPages();
+  let server: RunningServer | undefined;
+  let launched: LaunchedBrowser | undefined;
+  try {
+    server = await startServer({ port: 0, host: '127.0.0.1', faults: true, scryptCost: 1024, logger: silentLogger, ...serverOptions, staticDir: dir });
+    launched = await launchBrowser();
+  } catch (error) {
+    await server?.close();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  const url = server.url;
+  const { browser, profile } = launched;
+  const b = launched;
+  const s = server;
+
+  // Tabs of the profile open in windows of their own. A second tab in one window would make the
+  // first a hidden background tab (throttled timers, no requestAnimationFrame): pages of `profile`
+  // get none of Playwright's focus emulation that otherwise keeps every page visible.
+  const openWindow = async (): Promise<Page> => {
+    const cdp = await browser.newBrowserCDPSession();
+    try {
+      const { targetId } = await cdp.send('Target.createTarget', { url: 'about:blank', newWindow: true });
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline) {
+        for (const page of profile.pages()) {
+          const session = await profile.newCDPSession(page);
+          const { targetInfo } = await session.send('Target.getTargetInfo').finally(() => session.detach().catch(() => {}));
+          if (targetInfo.targetId === targetId) return page;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error('the new window did not show up as a page');
+    } finally {
+      await cdp.detach().catch(() => {});
+    }
+  };
+
+  const newContext = () => browser.newContext({ baseURL: url, viewport: { width: 800, height: 600 } });
+  let closing: Promise<void> | undefined;
+  return {
+    server: s,
+    url,
+    browser,
+    profile,
+    version: launched.version,
+    newContext,
+    async newPage({ context = profile, beforeLoad } = {}) {
+      const page = context === profile ? await openWindow() : await context.newPage();
+      page.setDefaultTimeout(10_000);
+      await beforeLoad?.(page);
+      await page.goto(`${url}/`, { timeout: 10_000 });
+      await page.waitForFunction(() => typeof window.harness === 'object', undefined, { timeout: 10_000 });
+      return page;
+    },
+    async stats() {
+      const res = await fetch(`${url}/__stats`, { signal: AbortSignal.timeout(5_000) });
+      return (await res.json()) as StatsSnapshot;
+    },
+    async resetStats() {
+      await fetch(`${url}/__stats/reset`, { method: 'POST', signal: AbortSignal.timeout(5_000) });
+    },
+    async resetProfile() {
+      await Promise.all(profile.pages().map((p) => p.close()));
+      await profile.clearCookies();
+      const page = await openWindow();
+      await page.goto(`${url}/`, { timeout: 10_000 });
+      await page.evaluate(async () => {
+        localStorage.clear();
+        sessionStorage.clear();
+        await Promise.all((await indexedDB.databases()).map((db) => db.name && indexedDB.deleteDatabase(db.name)));
+      });
+      await page.close();
+    },
+    close() {
+      closing ??= (async () => {
+        await b.close().catch(() => {});
+        await s.close();
+        rmSync(dir, { recursive: true, force: true });
+      })();
+      return closing;
+    },
+  };
+}
