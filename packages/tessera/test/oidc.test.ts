@@ -377,6 +377,17 @@ describe('oidcAuthority against a real OpenID provider', () => {
     expect(p.calls.paths.filter((x) => x === '/.well-known/openid-configuration')).toHaveLength(2)
   })
 
+  it('setup errors are typed: http issuer without allowInsecureRequests (TypeError), issuer unlike its metadata (INVALID_TOKEN_RESPONSE)', async () => {
+    expect(() => oidcAuthority({ issuer, clientId: 'web', redirectUri: REDIRECT })).toThrow(TypeError)
+    // A provider reached under another name: its discovery document names the real issuer.
+    const alias = 'http://id.example.test'
+    const p = page(`${APP}/`, {}, { issuer: alias, fetch: (u, init) => fetch(String(u).replace(alias, issuer), init) })
+    await p.auth.ready()
+    await expect(p.auth.login()).rejects.toMatchObject({ code: 'INVALID_TOKEN_RESPONSE', field: 'issuer' })
+    expect(p.auth.getSnapshot().status).toBe('unauthenticated')
+    expect(p.navigations).toEqual([])
+  })
+
   it('Back from the provider (page restored from bfcache): the pending login ends ABORTED, unauthenticated', async () => {
     const win = new EventTarget()
     vi.stubGlobal('addEventListener', win.addEventListener.bind(win))
@@ -408,7 +419,7 @@ describe('oidcAuthority against a real OpenID provider', () => {
     try {
       vi.resetModules()
       const { oidcAuthority: fresh } = await import('../src/authorities/oidc.js')
-      fresh({ issuer, clientId: 'web', redirectUri: REDIRECT })
+      fresh({ issuer: 'https://id.example.com', clientId: 'web', redirectUri: REDIRECT })
       expect(touched).toEqual([])
     } finally {
       names.forEach((n, i) => (saved[i] ? Object.defineProperty(globalThis, n, saved[i]!) : delete (globalThis as Record<string, unknown>)[n]))

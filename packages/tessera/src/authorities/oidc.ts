@@ -1,5 +1,5 @@
 import * as oauth from 'oauth4webapi'
-import { TesseraError, sessionStorageStore, type Authority, type StoragePort, type TokenSet } from '../index.js'
+import { TesseraError, isTesseraError, sessionStorageStore, type Authority, type StoragePort, type TokenSet } from '../index.js'
 
 /**
  * The user {@link oidcAuthority} resolves by default: the userinfo claims (or, without a userinfo
@@ -143,8 +143,9 @@ function faultyField(e: unknown): string | undefined {
  * - `auth.login()` stores `state`, `nonce` and the PKCE verifier, then navigates to the provider.
  *   Its promise **does not settle**: the page is leaving, so the engine honestly stays
  *   `authenticating` (never a flash of `unauthenticated`). It rejects only when the login is
- *   superseded (a newer login, a logout), when the redirect could not start (discovery failed:
- *   `NETWORK_ERROR`; storage refused: `LOGIN_FAILED`), or with `ABORTED` when the page comes back
+ *   superseded (a newer login, a logout), when the redirect could not start (provider unreachable:
+ *   `NETWORK_ERROR`; no OpenID provider at `issuer`, or its metadata names another issuer:
+ *   `INVALID_TOKEN_RESPONSE`; storage refused: `LOGIN_FAILED`), or with `ABORTED` when the page comes back
  *   from the back/forward cache without a callback (the user pressed Back at the provider).
  * - On the next page load, `restore()` (run by the engine while `initializing`) handles a callback
  *   at `redirectUri`: the URL is cleaned and the stored login consumed first (a replayed callback
@@ -162,6 +163,7 @@ function faultyField(e: unknown): string | undefined {
  * - `fetchUser()` reads the userinfo endpoint (checking `sub` against the ID token when it knows
  *   it), or returns the ID token's claims when there is no userinfo endpoint.
  *
+ * @throws TypeError at once when `issuer` is not `https:` and `allowInsecureRequests` is not set.
  * @remarks Give the engine persistent `storage` (e.g. `sessionStorageStore()`) if a reload should
  * keep the session: the callback can be exchanged only once.
  * @see RFC 6749 §4.1, RFC 7636 (PKCE), RFC 9207 (`iss`), OpenID Connect Core 1.0 §3.1, RP-Initiated Logout 1.0
@@ -187,6 +189,8 @@ function faultyField(e: unknown): string | undefined {
 export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<User>): OidcAuthority<User> {
   const { clientId, redirectUri, scope = 'openid profile offline_access', key = 'tessera.oidc' } = options
   const issuer = new URL(options.issuer)
+  if (issuer.protocol !== 'https:' && options.allowInsecureRequests !== true)
+    throw new TypeError(`oidcAuthority: the issuer ${issuer.href} is not https: (pass allowInsecureRequests: true for local development only)`)
   const client: oauth.Client = { client_id: clientId }
   const clientAuth = options.clientSecret ? oauth.ClientSecretBasic(options.clientSecret) : oauth.None()
   const storage = options.storage ?? sessionStorageStore()
@@ -209,7 +213,12 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
       .then((res) => oauth.processDiscoveryResponse(issuer, res))
       .catch((e) => {
         metadata = null
-        throw isTessera(e) ? e : new TesseraError('NETWORK_ERROR', `OIDC discovery failed: ${(e as Error)?.message}`, { cause: safeCause(e) })
+        if (isTesseraError(e)) throw e
+        // Reached, but not an OpenID provider at this issuer (404, wrong `issuer`): a setup error, not retried.
+        throw new TesseraError('INVALID_TOKEN_RESPONSE', `OIDC discovery of ${issuer.href} failed: ${(e as Error)?.message}`, {
+          cause: safeCause(e),
+          field: (e as { cause?: { attribute?: string } })?.cause?.attribute ?? '(discovery)',
+        })
       })
     return metadata
   }
@@ -222,6 +231,8 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
     } catch (cause) {
       if (signal?.aborted) throw signal.reason
       if ((cause as Error)?.name === 'AbortError' || (cause as Error)?.name === 'TimeoutError') throw cause
+      // oauth4webapi refusing to send (an http: endpoint, a missing endpoint) is a setup error, not the network.
+      if (cause instanceof oauth.OperationProcessingError || typeof (cause as { code?: unknown })?.code === 'string') throw cause
       throw new TesseraError('NETWORK_ERROR', 'The OpenID provider could not be reached', { cause: safeCause(cause) })
     }
     const s = res.status
@@ -232,11 +243,9 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
     return res
   }
 
-  const isTessera = (e: unknown): e is TesseraError => e instanceof TesseraError
-
   /** A refused or malformed answer, as the error the engine understands. */
   function refused(e: unknown, code: 'LOGIN_FAILED' | 'INVALID_GRANT', what: string): TesseraError {
-    if (isTessera(e)) return e
+    if (isTesseraError(e)) return e
     const status = (e as { status?: unknown })?.status
     const definite = e instanceof oauth.ResponseBodyError || e instanceof oauth.WWWAuthenticateChallengeError
     const details = { cause: safeCause(e), status: typeof status === 'number' ? status : undefined, field: faultyField(e) }
