@@ -231,6 +231,19 @@ describe('oidcAuthority against a real OpenID provider', () => {
     expect(await after.auth.getAccessToken()).toBe(tokens.accessToken)
   })
 
+  it('without a userinfo endpoint the user is the ID token\'s validated claims', async () => {
+    const { before, callback } = await startLogin()
+    const noUserinfo: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init)
+      if (!String(input).endsWith('/.well-known/openid-configuration')) return res
+      const { userinfo_endpoint: _, ...metadata } = await res.json()
+      return Response.json(metadata)
+    }
+    const p = page(callback, { tx: before.tx }, { fetch: noUserinfo })
+    await p.auth.ready()
+    expect(p.auth.getSnapshot()).toMatchObject({ status: 'authenticated', user: { sub: 'ada', iss: issuer, aud: 'web' } })
+  })
+
   it('refresh rotates the refresh token, and the provider rejects the old one afterwards', async () => {
     const p = await loggedIn()
     const first = p.stored()!
@@ -243,7 +256,7 @@ describe('oidcAuthority against a real OpenID provider', () => {
     expect(p.auth.getSnapshot()).toMatchObject({ status: 'authenticated', generation: 2 })
     const reuse = await p.authority.refresh(first.refreshToken, new AbortController().signal).catch((e: TesseraError) => e)
     expect(isTesseraError(reuse, 'INVALID_GRANT')).toBe(true)
-    expect((reuse as TesseraError).status).toBe(400)
+    expect(reuse).toMatchObject({ status: 400, field: 'refresh_token', cause: { error: 'invalid_grant' } })
     expect((reuse as TesseraError).message).toMatch(/invalid_grant/)
   })
 

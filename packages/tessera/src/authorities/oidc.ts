@@ -127,10 +127,10 @@ function safeCause(e: unknown) {
   return { name: x?.name, code: x?.code, error: x?.error, error_description: x?.error_description, message: x?.message }
 }
 
-/** The field at fault in a failed callback check, when oauth4webapi names one. */
-function faultyField(e: unknown): string | undefined {
+/** The field at fault, when oauth4webapi names one; `grant` when the provider refused what was sent. */
+function faultyField(e: unknown, grant: string): string | undefined {
   if (e instanceof oauth.AuthorizationResponseError) return 'error'
-  if (e instanceof oauth.ResponseBodyError) return 'code'
+  if (e instanceof oauth.ResponseBodyError || e instanceof oauth.WWWAuthenticateChallengeError) return grant
   const claim = ((e as { cause?: { claim?: unknown } } | null)?.cause ?? {}).claim
   if (typeof claim === 'string') return claim
   return /"(state|iss)"/.exec(String((e as Error | null)?.message))?.[1]
@@ -244,11 +244,11 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
   }
 
   /** A refused or malformed answer, as the error the engine understands. */
-  function refused(e: unknown, code: 'LOGIN_FAILED' | 'INVALID_GRANT', what: string): TesseraError {
+  function refused(e: unknown, code: 'LOGIN_FAILED' | 'INVALID_GRANT', what: string, grant: string): TesseraError {
     if (isTesseraError(e)) return e
     const status = (e as { status?: unknown })?.status
     const definite = e instanceof oauth.ResponseBodyError || e instanceof oauth.WWWAuthenticateChallengeError
-    const details = { cause: safeCause(e), status: typeof status === 'number' ? status : undefined, field: faultyField(e) }
+    const details = { cause: safeCause(e), status: typeof status === 'number' ? status : undefined, field: faultyField(e, grant) }
     const said = e instanceof oauth.ResponseBodyError || e instanceof oauth.AuthorizationResponseError ? [e.error, e.error_description].filter(Boolean).join(': ') : (e as Error)?.message
     if (code === 'LOGIN_FAILED') return new TesseraError('LOGIN_FAILED', `${what}: ${said}`, details)
     // Refresh: only the provider saying no ends the session; anything else malformed is reported, not retried.
@@ -349,13 +349,13 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
       try {
         params = oauth.validateAuthResponse(as, client, url, tx.state)
       } catch (e) {
-        throw refused(e, 'LOGIN_FAILED', 'OIDC callback rejected')
+        throw refused(e, 'LOGIN_FAILED', 'OIDC callback rejected', 'code')
       }
       const res = await send(() => oauth.authorizationCodeGrantRequest(as, client, clientAuth, params, redirectUri, tx.verifier, http(signal)), signal)
       try {
         return body(await oauth.processAuthorizationCodeResponse(as, client, res, { expectedNonce: tx.nonce, requireIdToken: scope.split(' ').includes('openid') }))
       } catch (e) {
-        throw refused(e, 'LOGIN_FAILED', 'OIDC code exchange rejected')
+        throw refused(e, 'LOGIN_FAILED', 'OIDC code exchange rejected', 'code')
       }
     },
 
@@ -366,7 +366,7 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
       try {
         return body(await oauth.processRefreshTokenResponse(as, client, res), refreshToken)
       } catch (e) {
-        throw refused(e, 'INVALID_GRANT', 'Refresh rejected')
+        throw refused(e, 'INVALID_GRANT', 'Refresh rejected', 'refresh_token')
       }
     },
 
@@ -379,7 +379,7 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
           const res = await send(() => oauth.revocationRequest(as, client, clientAuth, token, http()))
           await oauth.processRevocationResponse(res)
         } catch (e) {
-          failure = refused(e, 'INVALID_GRANT', 'Revocation failed')
+          failure = refused(e, 'INVALID_GRANT', 'Revocation failed', 'token')
         }
       if (options.endProviderSession !== false && as.end_session_endpoint) {
         const url = new URL(as.end_session_endpoint)
@@ -402,7 +402,7 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
       try {
         return mapUser((await oauth.processUserInfoResponse(as, client, claims?.sub ?? oauth.skipSubjectCheck, res)) as OidcUser)
       } catch (e) {
-        throw refused(e, 'INVALID_GRANT', 'Userinfo refused')
+        throw refused(e, 'INVALID_GRANT', 'Userinfo refused', 'access_token')
       }
     },
   }
