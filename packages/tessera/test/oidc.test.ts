@@ -216,6 +216,7 @@ describe('oidcAuthority against a real OpenID provider', () => {
     const { before, callback } = await startLogin()
     expect(new URL(callback).searchParams.get('code')).toBeTruthy()
     const after = page(callback, { tx: before.tx })
+    expect(after.authority.hasCallback()).toBe(true)
     expect(after.auth.getSnapshot().status).toBe('initializing')
     await after.auth.ready()
     expect(after.statuses).toEqual(['initializing', 'authenticated'])
@@ -229,6 +230,7 @@ describe('oidcAuthority against a real OpenID provider', () => {
     expect(after.state.url).toBe(`${APP}/callback`) // code and state dropped from the address bar
     expect(after.tx.map.size).toBe(0)
     expect(await after.auth.getAccessToken()).toBe(tokens.accessToken)
+    expect(after.authority.hasCallback()).toBe(false) // the URL was cleaned
   })
 
   it('without a userinfo endpoint the user is the ID token\'s validated claims', async () => {
@@ -378,6 +380,7 @@ describe('oidcAuthority against a real OpenID provider', () => {
     expect(p.auth.getSnapshot()).toMatchObject({ status: 'unauthenticated', error: null })
     expect(p.calls.paths).toEqual([])
     expect(p.state.url).toBe(`${APP}/orders?code=promo42`)
+    expect(p.authority.hasCallback()).toBe(false)
   })
 
   it('login that cannot start (provider unreachable) fails typed, navigates nowhere; a retry discovers again', async () => {

@@ -94,11 +94,15 @@ export interface OidcAuthorityOptions<User = OidcUser> {
  * @example
  * ```ts
  * const authority: OidcAuthority = oidcAuthority({ issuer, clientId: 'web', redirectUri })
+ * if (authority.hasCallback()) showSpinner('Signing you in…')
  * const auth = createAuth({ authority })
  * ```
  */
 export type OidcAuthority<User = OidcUser> = Authority<User, OidcLoginRequest> &
-  Required<Pick<Authority<User, OidcLoginRequest>, 'logout' | 'fetchUser' | 'restore'>>
+  Required<Pick<Authority<User, OidcLoginRequest>, 'logout' | 'fetchUser' | 'restore'>> & {
+    /** Whether the page's URL is a callback (`code` or `error` at `redirectUri`) that `restore()` will handle. Synchronous, no I/O. */
+    hasCallback(): boolean
+  }
 
 interface Transaction {
   state: string
@@ -273,6 +277,13 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
     }
   }
 
+  function callbackUrl(): URL | null {
+    const url = new URL(currentUrl())
+    const expected = new URL(redirectUri)
+    const p = url.searchParams
+    return url.origin === expected.origin && url.pathname === expected.pathname && (p.has('code') || p.has('error')) ? url : null
+  }
+
   async function readTransaction(): Promise<Transaction | null> {
     try {
       const raw = await storage.get(key)
@@ -332,11 +343,11 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
       return waiting
     },
 
+    hasCallback: () => callbackUrl() !== null,
+
     async restore(signal) {
-      const url = new URL(currentUrl())
-      const expected = new URL(redirectUri)
-      const p = url.searchParams
-      if (url.origin !== expected.origin || url.pathname !== expected.pathname || !(p.has('code') || p.has('error'))) return null
+      const url = callbackUrl()
+      if (!url) return null
       // Clean the URL first: a reload or a shared link must not replay the callback.
       const clean = new URL(url)
       for (const k of CALLBACK_PARAMS) clean.searchParams.delete(k)
