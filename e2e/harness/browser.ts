@@ -79,13 +79,19 @@ export interface LaunchedBrowser {
   executablePath: string;
   /** e.g. `156.0.8078.108` */
   version: string;
-  /** Closes the browser (SIGKILL after 5 s) and deletes the profile dir. Idempotent. */
+  /** Asks Chromium to quit (`Browser.close`), ends its process group (SIGKILL after 5 s) and deletes the profile dir. Idempotent. */
   close(): Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const running = new Set<ChildProcess>();
-process.once('exit', () => running.forEach((p) => p.kill('SIGKILL')));
+process.once('exit', () =>
+  running.forEach((p) => {
+    try {
+      if (p.pid) process.kill(-p.pid, 'SIGKILL');
+    } catch {}
+  }),
+);
 
 let logged = false;
 
@@ -108,27 +114,51 @@ export async function launchBrowser(options: { args?: string[]; timeoutMs?: numb
     ...(options.args ?? []),
     'about:blank',
   ];
-  const child = spawn(executablePath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Its own process group, so that closing ends every Chromium process we started (renderers,
+  // GPU, network service), not only the main one, before the profile dir is deleted.
+  const child = spawn(executablePath, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   running.add(child);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4_000)));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let exitedAlready = false;
-  void exited.then(() => {
-    exitedAlready = true;
-    running.delete(child);
-  });
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      exitedAlready = true;
+      running.delete(child);
+      resolve();
+    }),
+  );
+  const killGroup = (signal: NodeJS.Signals) => {
+    try {
+      if (child.pid) process.kill(-child.pid, signal);
+    } catch {
+      // ESRCH: the group is gone already.
+    }
+  };
 
   let closing: Promise<void> | undefined;
-  const close = () =>
+  const close = (browser?: Browser) =>
     (closing ??= (async () => {
-      if (!exitedAlready) {
-        child.kill('SIGTERM');
-        await Promise.race([exited, sleep(5_000)]);
-        if (!exitedAlready) child.kill('SIGKILL');
-        await Promise.race([exited, sleep(2_000)]);
+      if (browser?.isConnected()) {
+        // A clean exit first: Chromium flushes the profile and quits.
+        const cdp = await browser.newBrowserCDPSession().catch(() => undefined);
+        await Promise.race([cdp?.send('Browser.close').catch(() => {}), sleep(3_000)]);
+        await browser.close().catch(() => {});
       }
-      rmSync(userDataDir, { recursive: true, force: true, maxRetries: 3 });
+      if (!exitedAlready) killGroup('SIGTERM');
+      await Promise.race([exited, sleep(5_000)]);
+      killGroup('SIGKILL');
+      await Promise.race([exited, sleep(2_000)]);
+      // Stragglers of the group may still be writing for a moment: retry for up to 3 s.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          rmSync(userDataDir, { recursive: true, force: true });
+          break;
+        } catch (error) {
+          if (attempt >= 30) throw error;
+          await sleep(100);
+        }
+      }
     })());
 
   try {
@@ -156,10 +186,7 @@ export async function launchBrowser(options: { args?: string[]; timeoutMs?: numb
       profile,
       executablePath,
       version,
-      async close() {
-        await browser.close().catch(() => {});
-        await close();
-      },
+      close: () => close(browser),
     };
   } catch (error) {
     await close();
