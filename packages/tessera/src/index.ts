@@ -27,3 +27,8 @@ export { memoryStorage, localStorageStore, sessionStorageStore } from './ports/s
 export type { StoragePort } from './ports/storage.js'
 export { browserEnvironment } from './ports/environment.js'
 export type { EnvironmentPort, EnvironmentSignal } from './ports/environment.js'
+export { broadcastChannel } from './ports/channel.js'
+export type { ChannelPort } from './ports/channel.js'
+export { webLocks } from './ports/lock.js'
+export type { LockPort } from './ports/lock.js'
+export type { TabMessage } from './core/tabs.js'

@@ -3,11 +3,12 @@ import { gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 
 /**
- * The core with the fetch transport: what every app bundles (`createAuth` includes `auth.fetch`).
- * The issue's target is 4 096 bytes; the engine is at ~4.9 kB today (see the issue note), so the
- * suite holds the line where it is and fails on any growth.
+ * The core with the fetch transport: what every app bundles (`createAuth` includes `auth.fetch`
+ * and, by default, the cross-tab session). The first target was 4 096 bytes; the engine with the
+ * cross-tab protocol is ~6 kB today (see the issue notes), so the suite holds the line where it
+ * is and fails on any growth.
  */
-const CORE_BUDGET = 5_000
+const CORE_BUDGET = 6_000
 
 async function gzipOf(contents: string) {
   const result = await build({
@@ -25,7 +26,7 @@ async function gzipOf(contents: string) {
 }
 
 describe('core size (esbuild min + gzip -9)', () => {
-  it(`createAuth + fetch transport + errors stay within ${CORE_BUDGET} bytes`, async () => {
+  it(`createAuth + fetch transport + tabs + errors stay within ${CORE_BUDGET} bytes`, async () => {
     const { min, gzip } = await gzipOf("export { createAuth, createAuthFetch, isTesseraError, TesseraError } from './src/index.ts'")
     console.log(`[size] core + fetch: ${min} B min, ${gzip} B min+gzip (budget ${CORE_BUDGET})`)
     expect(gzip).toBeLessThanOrEqual(CORE_BUDGET)

@@ -1,4 +1,4 @@
-import { TesseraError, createAuth, type AuthOptions, type Clock, type EnvironmentSignal, type StoragePort } from '../src/index.js'
+import { TesseraError, createAuth, type AuthOptions, type ChannelPort, type Clock, type EnvironmentSignal, type LockPort, type StoragePort } from '../src/index.js'
 
 /** Lets pending promise callbacks run (several rounds, for chains). */
 export async function flush(rounds = 20) {
@@ -164,7 +164,79 @@ export function setup(extra: Partial<AuthOptions<{ id: string; name: string }, {
     storage,
     fetch: server.fetch as typeof fetch,
     random: () => 0.5,
+    channel: null, // one tab: cross-tab behaviour has its own tests (tabs())
+    lock: null,
     ...extra,
   })
   return { auth, clock, server, environment, storage }
+}
+
+/** An in-process BroadcastChannel: delivers to every other subscriber, on a later microtask. */
+export class FakeBus {
+  listeners = new Set<(m: unknown) => void>()
+  sent: unknown[] = []
+  channel(): ChannelPort {
+    let mine: ((m: unknown) => void) | null = null
+    return {
+      post: (m) => {
+        this.sent.push(m)
+        const copy = structuredClone(m) // what crosses a real channel is a copy
+        for (const l of [...this.listeners]) if (l !== mine) queueMicrotask(() => l(copy))
+      },
+      subscribe: (l) => {
+        mine = l
+        this.listeners.add(l)
+        return () => void this.listeners.delete(l)
+      },
+    }
+  }
+}
+
+/** In-process Web Locks: one holder per name, FIFO waiters, abortable waits. */
+export class FakeLocks implements LockPort {
+  held = new Set<string>()
+  queue: { name: string; grant: () => void }[] = []
+  acquire = (name: string, signal: AbortSignal) =>
+    new Promise<() => void>((resolve, reject) => {
+      const release = () => {
+        this.held.delete(name)
+        const next = this.queue.find((q) => q.name === name)
+        if (next) {
+          this.queue.splice(this.queue.indexOf(next), 1)
+          next.grant()
+        }
+      }
+      const grant = () => {
+        this.held.add(name)
+        resolve(release)
+      }
+      if (!this.held.has(name)) return grant()
+      const entry = { name, grant }
+      this.queue.push(entry)
+      signal.addEventListener('abort', () => {
+        const i = this.queue.indexOf(entry)
+        if (i >= 0) this.queue.splice(i, 1), reject(signal.reason)
+      })
+    })
+}
+
+/** Several engines ("tabs") of one session key over one bus, one lock manager and one server. */
+export function tabs(n: number, extra: Partial<AuthOptions<{ id: string; name: string }, { user: string; password: string }>> = {}) {
+  const clock = new FakeClock()
+  const server = new FakeServer(clock)
+  const bus = new FakeBus()
+  const locks = new FakeLocks()
+  const open = (more: typeof extra = {}) =>
+    createAuth({
+      authority: server.authority,
+      clock,
+      environment: new FakeEnvironment(),
+      fetch: server.fetch as typeof fetch,
+      random: () => 0.5,
+      channel: bus.channel(),
+      lock: locks,
+      ...extra,
+      ...more,
+    })
+  return { clock, server, bus, locks, open, all: Array.from({ length: n }, () => open()) }
 }

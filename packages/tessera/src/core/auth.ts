@@ -2,11 +2,14 @@ import { fail, type TesseraError } from './errors.js'
 import { transition, type AuthEvent, type SessionState } from './machine.js'
 import { abortable, classify, defaultRetry, retry, toTesseraError } from './retry.js'
 import { decodeSession, encodeSession } from './stored.js'
+import { createTabs, type TabMessage } from './tabs.js'
 import { decodeJwt, parseTokenResponse, type TokenSet } from './tokens.js'
 import type { ActionName, ActionState, Auth, AuthEventName, AuthNotice, AuthOptions, AuthSnapshot, Grant, WaitOptions } from './types.js'
 import { systemClock } from '../ports/clock.js'
 import { browserEnvironment } from '../ports/environment.js'
 import { memoryStorage, type StoragePort } from '../ports/storage.js'
+import { broadcastChannel } from '../ports/channel.js'
+import { webLocks } from '../ports/lock.js'
 import { createAuthFetch } from '../transports/fetch.js'
 
 const noop = () => {}
@@ -61,6 +64,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
   let disposed = false
   let changed = deferred<void>()
   let writes = Promise.resolve()
+  let remote = false // the change being dispatched came from another tab: do not echo it
 
   const handlers = new Map<AuthEventName | 'change', Set<(n: AuthNotice<User>) => void>>()
   const queue: (() => void)[] = []
@@ -130,6 +134,10 @@ export function createAuth<User = unknown, Credentials = unknown>(
       changed.resolve()
       changed = deferred()
     }
+    // Refresh outcomes are told to the other tabs from inside the lock (see startRefresh).
+    if (!remote && next.tokens && (event.type === 'login.succeeded' || event.type === 'user.loaded'))
+      tabs.post({ type: 'session', tokens: next.tokens, user: next.user })
+    if (!remote && event.type === 'logout') tabs.post({ type: 'end', expired: false })
     changedSnapshot()
     if (next.status !== prev.status) emit('transition', { from: prev.status, event: event.type })
     for (const n of notices) emit(n, { error: next.error ?? undefined })
@@ -191,7 +199,27 @@ export function createAuth<User = unknown, Credentials = unknown>(
     clock.clearTimeout(timer)
     dispatch({ type: 'refresh.started' })
     track('refresh', d.promise)
-    retry(async (signal) => parseTokenResponse(await authority.refresh(before.refreshToken, signal), clock.now()), policy, clock, d.ctrl.signal, random).then(
+    const signal = d.ctrl.signal
+    tabs
+      .withLock(async () => {
+        // Another tab may have refreshed while this one waited: take its result, spend nothing (P10).
+        const stored = await readStored().catch(noop)
+        if (stored && stored.tokens.accessToken !== before.accessToken && valid(stored.tokens)) return stored.tokens
+        const refreshToken = state.tokens?.refreshToken
+        // The outcome is told to the other tabs before the lock is released, so a tab that gets
+        // the lock next already knows (I1 across tabs, P12).
+        try {
+          const tokens = await retry(async (s) => parseTokenResponse(await authority.refresh(refreshToken, s), clock.now()), policy, clock, signal, random)
+          tabs.post({ type: 'session', tokens, user: state.user })
+          return tokens
+        } catch (e) {
+          const { code, message, status } = e as TesseraError
+          if (!signal.aborted)
+            tabs.post(classify(e) === 'rejected' ? { type: 'end', expired: true } : { type: 'cooldown', until: clock.now() + policy.cooldown, code, message, status })
+          throw e
+        }
+      }, signal)
+      .then(
       (tokens) => {
         if (inflight !== d) return // the session ended meanwhile: never revive it (P10)
         inflight = null
@@ -201,20 +229,26 @@ export function createAuth<User = unknown, Credentials = unknown>(
       },
       (error: TesseraError) => {
         if (inflight !== d) return
-        inflight = null
         if (classify(error) === 'rejected') {
+          inflight = null
           const expired = fail('SESSION_EXPIRED', 'Session expired', { cause: error, status: error.status })
           dispatch({ type: 'refresh.rejected', error: expired })
           return d.reject(expired)
         }
-        // Transient or unexpected: keep the session and its still-valid token (I6, P11), cool down (P12).
-        cooldownUntil = clock.now() + policy.cooldown
-        dispatch({ type: 'refresh.failed', error })
-        arm()
-        d.reject(error)
+        // Transient or unexpected: keep the session and its still-valid token (I6, P11), cool down.
+        failRefresh(clock.now() + policy.cooldown, error)
       },
     )
     return d.promise
+  }
+  function failRefresh(until: number, error: TesseraError) {
+    const d = inflight
+    inflight = null
+    cooldownUntil = Math.max(cooldownUntil, until)
+    dispatch({ type: 'refresh.failed', error })
+    arm()
+    d?.ctrl.abort(error)
+    d?.reject(error)
   }
   const subject = (t: TokenSet) => decodeJwt(t.idToken ?? t.accessToken)?.sub
 
@@ -304,16 +338,25 @@ export function createAuth<User = unknown, Credentials = unknown>(
     return inflight ? (inflight.shared ??= p.then(noop)) : p.then(noop)
   }
 
-  async function restore() {
+  async function readStored() {
     const raw = await useStorage((s) => s.get(key))
+    return raw == null ? null : decodeSession<User>(raw as string)
+  }
+
+  async function restore() {
     let restored: { tokens: TokenSet; user: User | null } | null = null
-    if (raw != null)
-      try {
-        restored = decodeSession<User>(raw as string)
-        if (!restored.tokens.refreshToken && !valid(restored.tokens)) restored = null
-      } catch (error) {
-        emit('storage-error', { error: error as TesseraError })
-      }
+    try {
+      restored = await readStored()
+      if (restored && !restored.tokens.refreshToken && !valid(restored.tokens)) restored = null
+    } catch (error) {
+      emit('storage-error', { error: error as TesseraError })
+    }
+    if (!restored && channel) {
+      // Memory-only tokens across tabs: ask the peers for the live session, within one round (I7).
+      tabs.post({ type: 'hello' })
+      await new Promise<void>((r) => (clock.setTimeout(r, joinTimeout), changed.promise.then(r)))
+      if (state.status !== 'initializing') return
+    }
     if (!restored && authority.restore) {
       const body = await authority.restore(new AbortController().signal)
       if (body != null) restored = { tokens: parseTokenResponse(body, clock.now()), user: null }
@@ -321,6 +364,27 @@ export function createAuth<User = unknown, Credentials = unknown>(
     dispatch(restored ? { type: 'restore.succeeded', ...restored } : { type: 'restore.failed', error: null })
     if (restored && !restored.user) await loadUser()
   }
+  // ── across tabs: one truth per session key (I7) ──
+  const channel = options.channel === undefined ? broadcastChannel(`tessera:${key}`) : options.channel
+  const lock = options.lock === undefined ? webLocks() : options.lock
+  const { joinTimeout = 150, lockPatience = policy.timeout } = options
+  const tabs = createTabs<User>(channel, lock, `tessera:${key}`, clock, lockPatience, (m: TabMessage<User>) => {
+    const { tokens, user } = state
+    remote = true
+    if (m.type === 'hello' && state.status === 'authenticated') tabs.post({ type: 'session', tokens: tokens!, user })
+    if (m.type === 'session' && m.tokens.accessToken !== tokens?.accessToken) {
+      const d = inflight
+      inflight = null
+      dispatch({ type: 'session.adopted', tokens: m.tokens, user: m.user })
+      d?.ctrl.abort(fail('ABORTED', 'Another tab refreshed'))
+      d?.resolve(m.tokens)
+    } else if (m.type === 'session') dispatch({ type: 'user.loaded', user: m.user })
+    if (m.type === 'end' && tokens)
+      dispatch(m.expired ? { type: 'refresh.rejected', error: fail('SESSION_EXPIRED', 'Session expired') } : { type: 'logout' })
+    if (m.type === 'cooldown') failRefresh(m.until, fail(m.code, m.message, { status: m.status }))
+    remote = false
+  })
+
   const restoring = restore().catch((e) => void dispatch({ type: 'restore.failed', error: toTesseraError(e, 'NETWORK_ERROR') }))
 
   const stopEnvironment = (options.environment ?? browserEnvironment).subscribe((signal) => {
@@ -363,6 +427,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
       disposed = true
       clock.clearTimeout(timer)
       stopEnvironment()
+      tabs.stop()
       loginCtrl?.abort()
       if (inflight) settleRefresh(fail('DISPOSED', 'Disposed'))
       changed.resolve()

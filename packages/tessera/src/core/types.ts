@@ -5,6 +5,8 @@ import type { RetryPolicy } from './retry.js'
 import type { Clock } from '../ports/clock.js'
 import type { EnvironmentPort } from '../ports/environment.js'
 import type { StoragePort } from '../ports/storage.js'
+import type { ChannelPort } from '../ports/channel.js'
+import type { LockPort } from '../ports/lock.js'
 
 /**
  * The token server, as the engine needs it. The engine never knows URLs or response shapes:
@@ -116,6 +118,23 @@ export interface AuthOptions<User = unknown, Credentials = unknown> {
   environment?: EnvironmentPort
   /** Source of jitter, `[0, 1)`. @defaultValue `Math.random` */
   random?: () => number
+  /**
+   * Messages between the tabs of this key; `null` for single-tab mode.
+   * @defaultValue a `BroadcastChannel` named `tessera:<key>` where it exists
+   */
+  channel?: ChannelPort | null
+  /**
+   * The exclusive refresh lock shared by tabs; `null` for a per-tab lock.
+   * @defaultValue Web Locks where they exist
+   */
+  lock?: LockPort | null
+  /** How long a new tab waits for a peer to hand it the live session, in ms. @defaultValue 150 */
+  joinTimeout?: number
+  /**
+   * How long a tab waits for the refresh lock without hearing the holder's heartbeat before it
+   * goes ahead without it (a frozen or vanished holder, P9), in ms. @defaultValue `retry.timeout`
+   */
+  lockPatience?: number
 }
 
 /** Per-request option of `auth.fetch`: `'none'` sends a visitor request untouched. */

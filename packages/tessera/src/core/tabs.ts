@@ -1,0 +1,105 @@
+import { fail, type TesseraErrorCode } from './errors.js'
+import type { TokenSet } from './tokens.js'
+import type { Clock } from '../ports/clock.js'
+import type { ChannelPort } from '../ports/channel.js'
+import type { LockPort } from '../ports/lock.js'
+
+/** What tabs of one session key tell each other (I7). Tokens never leave the origin. */
+export type TabMessage<User = unknown> =
+  | { type: 'hello' } // a new tab asks its peers for the live session
+  | { type: 'session'; tokens: TokenSet; user: User | null } // after login, refresh, user change; answer to hello
+  | { type: 'end'; expired: boolean } // logout, or the refresh token was rejected
+  | { type: 'cooldown'; until: number; code: TesseraErrorCode; message: string; status?: number } // P12, shared
+  | { type: 'refreshing' } // heartbeat of the tab holding the refresh lock
+
+const str = (v: unknown) => typeof v === 'string' && v !== ''
+const num = (v: unknown) => Number.isFinite(v)
+
+/** Messages come from other code on the origin: anything malformed is ignored (I8). */
+export function readMessage<User>(m: unknown): TabMessage<User> | null {
+  const x = m as Record<string, unknown> & { tokens?: Partial<TokenSet> }
+  const t = x?.tokens
+  const ok =
+    x?.type === 'hello' ||
+    x?.type === 'refreshing' ||
+    (x?.type === 'end' && typeof x.expired === 'boolean') ||
+    (x?.type === 'cooldown' && num(x.until) && str(x.code) && typeof x.message === 'string') ||
+    (x?.type === 'session' &&
+      str(t?.accessToken) &&
+      [t!.refreshToken, t!.idToken].every((v) => v === undefined || str(v)) &&
+      (t!.expiresAt === null || num(t!.expiresAt)) &&
+      num(t!.receivedAt))
+  return ok ? (m as TabMessage<User>) : null
+}
+
+/** The cross-tab half of the engine: a channel, a lock with bounded waits, and heartbeats. */
+export interface Tabs<User> {
+  post(message: TabMessage<User>): void
+  /**
+   * Runs `task` holding the session's exclusive lock. The wait is bounded (P9): `patience` ms
+   * without a heartbeat from the holder and this tab goes ahead without the lock (the holder is
+   * frozen or gone; the server's reuse grace window covers the rare overlap).
+   */
+  withLock<T>(task: () => Promise<T>, signal: AbortSignal): Promise<T>
+  stop(): void
+}
+
+/** @internal */
+export function createTabs<User>(
+  channel: ChannelPort | null,
+  lock: LockPort | null,
+  name: string,
+  clock: Clock,
+  patience: number,
+  onMessage: (message: TabMessage<User>) => void,
+): Tabs<User> {
+  const waiting = new Set<() => void>()
+  const stop =
+    channel?.subscribe((raw) => {
+      const message = readMessage<User>(raw)
+      if (message?.type === 'refreshing') waiting.forEach((w) => w())
+      else if (message) onMessage(message)
+    }) ?? (() => {})
+  const post = (message: TabMessage<User>) => channel?.post(message)
+
+  async function withLock<T>(task: () => Promise<T>, signal: AbortSignal): Promise<T> {
+    let release: (() => void) | undefined
+    if (lock) {
+      const ctrl = new AbortController()
+      const abort = () => ctrl.abort(signal.reason)
+      let timer: unknown
+      const wait = () => {
+        clock.clearTimeout(timer)
+        timer = clock.setTimeout(() => ctrl.abort(fail('TIMEOUT', 'Refresh lock not released')), patience)
+      }
+      signal.addEventListener('abort', abort)
+      waiting.add(wait)
+      wait()
+      try {
+        release = await lock.acquire(name, ctrl.signal)
+      } catch (e) {
+        if (signal.aborted) throw signal.reason
+        // Gave up waiting: go ahead (P9). `release` stays unset.
+      } finally {
+        clock.clearTimeout(timer)
+        waiting.delete(wait)
+        signal.removeEventListener('abort', abort)
+      }
+    }
+    // Heartbeats keep the other tabs patient while this one works.
+    let beat: unknown
+    const heartbeat = () => {
+      post({ type: 'refreshing' })
+      beat = clock.setTimeout(heartbeat, patience / 3)
+    }
+    heartbeat()
+    try {
+      return await task()
+    } finally {
+      clock.clearTimeout(beat)
+      release?.()
+    }
+  }
+
+  return { post, withLock, stop }
+}
