@@ -80,11 +80,7 @@ describe('OIDC in Chromium: Authorization Code + PKCE through the provider login
   });
   afterAll(async () => {
     await page?.close();
-    // The harness's profile cleanup sometimes races Chromium's last writes (ENOTEMPTY on rmdir,
-    // reported to the harness owner); the browser is gone by then, so only that is tolerated here.
-    await browser?.close().catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'ENOTEMPTY') throw e;
-    });
+    await browser?.close();
     await Promise.all([providerServer, appServer].map((s) => s && new Promise<void>((r) => s.close(() => r()))));
   });
 
