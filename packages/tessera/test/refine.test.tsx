@@ -352,7 +352,8 @@ describe('refine against the reference server', () => {
 
   function connect() {
     const authority = httpAuthority<{ id: string; email: string; roles: string[] }>({ baseUrl: url + '/auth' })
-    const auth = createAuth({ authority, allowedOrigins: [url] })
+    // A key of its own: engines of earlier tests never meet this one over the BroadcastChannel.
+    const auth = createAuth({ authority, allowedOrigins: [url], key: `refine-${engines.length}-${Date.now()}` })
     engines.push(auth as Auth)
     return { auth, authority, provider: createRefineAuthProvider(auth, { account: authority }) }
   }
