@@ -11,11 +11,12 @@ export default defineConfig({
     react: 'src/bindings/react.tsx',
     refine: 'src/bindings/refine.ts',
     'tanstack-query': 'src/bindings/tanstack-query.ts',
+    oidc: 'src/authorities/oidc.ts',
   },
   format: ['esm'],
   dts: true,
   clean: true,
   target: 'es2022',
   treeshake: true,
-  external: ['axios', '@urql/core', 'wonka', 'alova', 'react', '@refinedev/core', '@tanstack/react-query'],
+  external: ['axios', '@urql/core', 'wonka', 'alova', 'react', '@refinedev/core', '@tanstack/react-query', 'oauth4webapi'],
 })

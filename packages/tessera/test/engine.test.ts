@@ -434,6 +434,47 @@ describe('storage', () => {
   })
 })
 
+describe('authority edge cases', () => {
+  it('a server that does not rotate keeps the refresh token and the ID token we had', async () => {
+    const { auth, server } = await loggedIn()
+    const refresh = server.authority.refresh
+    const seen: (string | undefined)[] = []
+    server.authority.refresh = async (rt, signal) => {
+      seen.push(rt)
+      const body = (await refresh(rt, signal)) as Record<string, unknown>
+      server.refreshTokens.set(rt!, 'fresh') // this server does not rotate
+      return { access_token: body.access_token, expires_in: 300 }
+    }
+    await auth.refresh()
+    await auth.refresh()
+    expect(seen).toEqual(['rt-1', 'rt-1'])
+    expect(auth.getSnapshot().status).toBe('authenticated')
+  })
+
+  it('I2: an authority restore that never answers times out into unauthenticated', async () => {
+    const { auth, clock } = setup({
+      authority: { ...setup().server.authority, restore: () => new Promise(() => {}) },
+      retry: { timeout: 5_000 },
+    })
+    await clock.advance(5_000)
+    await auth.ready()
+    expect(auth.getSnapshot()).toMatchObject({ status: 'unauthenticated', error: { code: 'TIMEOUT' } })
+  })
+
+  it('a callback page (hasCallback) is handled before storage: its login wins over a stored session', async () => {
+    const first = await loggedIn()
+    await flush()
+    first.auth.dispose()
+    const { auth } = setup({
+      storage: first.storage,
+      clock: first.clock,
+      authority: { ...first.server.authority, hasCallback: () => true, restore: async () => ({ access_token: 'from-callback', expires_in: 60 }) },
+    })
+    await auth.ready()
+    expect(await auth.getAccessToken()).toBe('from-callback')
+  })
+})
+
 async function loggedInWith(server: ReturnType<typeof setup>['server'], clock: ReturnType<typeof setup>['clock']) {
   const { createAuth } = await import('../src/index.js')
   const auth = createAuth({ authority: server.authority, clock, environment: { subscribe: () => () => {} }, random: () => 0.5 })

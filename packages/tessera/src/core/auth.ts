@@ -209,7 +209,9 @@ export function createAuth<User = unknown, Credentials = unknown>(
         // The outcome is told to the other tabs before the lock is released, so a tab that gets
         // the lock next already knows (I1 across tabs, P12).
         try {
-          const tokens = await retry(async (s) => parseTokenResponse(await authority.refresh(refreshToken, s), clock.now()), policy, clock, signal, random)
+          const fresh = await retry(async (s) => parseTokenResponse(await authority.refresh(refreshToken, s), clock.now()), policy, clock, signal, random)
+          // A server that does not rotate (or sends no new ID token) keeps the ones we had.
+          const tokens = { ...fresh, refreshToken: fresh.refreshToken ?? refreshToken, idToken: fresh.idToken ?? before.idToken }
           tabs.post({ type: 'session', tokens, user: state.user })
           return tokens
         } catch (e) {
@@ -290,7 +292,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
     if (!authority.fetchUser || !t) return
     const session = state.tokens
     try {
-      const user = await authority.fetchUser(t.accessToken, new AbortController().signal)
+      const user = await timed((signal) => authority.fetchUser!(t.accessToken, signal))
       if (state.status === 'authenticated' && subject(state.tokens!) === subject(session!)) dispatch({ type: 'user.loaded', user })
     } catch (e) {
       emit('user-error', { error: toTesseraError(e, 'NETWORK_ERROR') })
@@ -343,32 +345,50 @@ export function createAuth<User = unknown, Credentials = unknown>(
     return raw == null ? null : decodeSession<User>(raw as string)
   }
 
-  async function restore() {
-    let restored: { tokens: TokenSet; user: User | null } | null = null
+  /** Calls the authority with a timeout: nothing it does may keep the engine waiting forever (I2). */
+  async function timed<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const ctrl = new AbortController()
+    const timer = clock.setTimeout(() => ctrl.abort(fail('TIMEOUT', `No answer within ${policy.timeout} ms`)), policy.timeout)
     try {
-      restored = await readStored()
-      if (restored && !restored.tokens.refreshToken && !valid(restored.tokens)) restored = null
-    } catch (error) {
-      emit('storage-error', { error: error as TesseraError })
+      return await abortable(call(ctrl.signal), ctrl.signal)
+    } finally {
+      clock.clearTimeout(timer)
     }
-    if (!restored && channel) {
+  }
+
+  async function restore() {
+    // A callback in the URL (OIDC) is this page's own login: it comes before anything stored or shared.
+    const callback = authority.hasCallback?.()
+    let restored: { tokens: TokenSet; user: User | null } | null = null
+    if (!callback)
+      try {
+        restored = await readStored()
+        if (restored && !restored.tokens.refreshToken && !valid(restored.tokens)) restored = null
+      } catch (error) {
+        emit('storage-error', { error: error as TesseraError })
+      }
+    if (!restored && !callback && channel) {
       // Memory-only tokens across tabs: ask the peers for the live session, within one round (I7).
       tabs.post({ type: 'hello' })
       await new Promise<void>((r) => (clock.setTimeout(r, joinTimeout), changed.promise.then(r)))
       if (state.status !== 'initializing') return
     }
     if (!restored && authority.restore) {
-      const body = await authority.restore(new AbortController().signal)
-      if (body != null) restored = { tokens: parseTokenResponse(body, clock.now()), user: null }
+      const body = await timed((signal) => authority.restore!(signal))
+      if (body != null) {
+        restored = { tokens: parseTokenResponse(body, clock.now()), user: null }
+        tabs.post({ type: 'session', ...restored })
+      }
     }
     dispatch(restored ? { type: 'restore.succeeded', ...restored } : { type: 'restore.failed', error: null })
     if (restored && !restored.user) await loadUser()
   }
+
   // ── across tabs: one truth per session key (I7) ──
   const channel = options.channel === undefined ? broadcastChannel(`tessera:${key}`) : options.channel
   const lock = options.lock === undefined ? webLocks() : options.lock
   const { joinTimeout = 150, lockPatience = policy.timeout } = options
-  const tabs = createTabs<User>(channel, lock, `tessera:${key}`, clock, lockPatience, (m: TabMessage<User>) => {
+  const tabs = createTabs<User>(channel, lock, `tessera:${key}`, clock, lockPatience, joinTimeout, (m: TabMessage<User>) => {
     const { tokens, user } = state
     remote = true
     if (m.type === 'hello' && state.status === 'authenticated') tabs.post({ type: 'session', tokens: tokens!, user })

@@ -1,4 +1,5 @@
 import { fail, type TesseraErrorCode } from './errors.js'
+import { abortable } from './retry.js'
 import type { TokenSet } from './tokens.js'
 import type { Clock } from '../ports/clock.js'
 import type { ChannelPort } from '../ports/channel.js'
@@ -51,6 +52,7 @@ export function createTabs<User>(
   name: string,
   clock: Clock,
   patience: number,
+  settle: number,
   onMessage: (message: TabMessage<User>) => void,
 ): Tabs<User> {
   const waiting = new Set<() => void>()
@@ -64,6 +66,7 @@ export function createTabs<User>(
 
   async function withLock<T>(task: () => Promise<T>, signal: AbortSignal): Promise<T> {
     let release: (() => void) | undefined
+    let heard = false
     if (lock) {
       const ctrl = new AbortController()
       const abort = () => ctrl.abort(signal.reason)
@@ -72,8 +75,9 @@ export function createTabs<User>(
         clock.clearTimeout(timer)
         timer = clock.setTimeout(() => ctrl.abort(fail('TIMEOUT', 'Refresh lock not released')), patience)
       }
+      const heartbeat = () => ((heard = true), wait())
       signal.addEventListener('abort', abort)
-      waiting.add(wait)
+      waiting.add(heartbeat)
       wait()
       try {
         release = await lock.acquire(name, ctrl.signal)
@@ -82,10 +86,14 @@ export function createTabs<User>(
         // Gave up waiting: go ahead (P9). `release` stays unset.
       } finally {
         clock.clearTimeout(timer)
-        waiting.delete(wait)
+        waiting.delete(heartbeat)
         signal.removeEventListener('abort', abort)
       }
     }
+    // Another tab held the lock and was refreshing: its outcome was posted before it let go, but
+    // a channel does not promise to deliver before the lock is granted. Give it one round; if it
+    // arrives, the engine adopts it and aborts `signal` (P10).
+    if (heard) await abortable(new Promise<void>((r) => clock.setTimeout(r, settle)), signal)
     // Heartbeats keep the other tabs patient while this one works.
     let beat: unknown
     const heartbeat = () => {

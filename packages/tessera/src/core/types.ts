@@ -29,6 +29,11 @@ export interface Authority<User = unknown, Credentials = unknown> {
    * Resolves with a token response body, or `null` when there is no session.
    */
   restore?(signal: AbortSignal): Promise<unknown>
+  /**
+   * Whether this page load carries a login callback (OIDC `code`/`state` in the URL). When true,
+   * `restore` runs first, before storage and other tabs are consulted.
+   */
+  hasCallback?(): boolean
 }
 
 /** Progress of one user-visible action, for forms and buttons. */
