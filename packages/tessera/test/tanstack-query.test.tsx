@@ -155,6 +155,28 @@ describe('sessionQueryOptions', () => {
     expect(seen).toContain('authenticated:alice')
   })
 
+  it('a fetch that was in flight during a login cannot bring the old session back into the cache', async () => {
+    const { auth, queryClient } = await twoUsers()
+    const options = sessionQueryOptions(auth)
+    await queryClient.fetchQuery(options)
+    let release!: () => void
+    const late = queryClient.fetchQuery({
+      ...options,
+      staleTime: 0,
+      queryFn: async () => {
+        const before = { status: auth.getSnapshot().status, user: auth.getSnapshot().user }
+        await new Promise<void>((r) => (release = r))
+        return before
+      },
+    })
+    await auth.login({ user: 'alice', password: 'pw' })
+    const alice = { status: 'authenticated', user: { id: 'alice', name: 'alice' } }
+    expect(queryClient.getQueryData(sessionQueryKey)).toEqual(alice)
+    release()
+    await late
+    expect(queryClient.getQueryData(sessionQueryKey)).toEqual(alice)
+  })
+
   it('the query waits for the restore instead of reporting initializing', async () => {
     const t = setup()
     const queryClient = new QueryClient()

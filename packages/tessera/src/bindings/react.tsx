@@ -180,6 +180,9 @@ export interface AuthenticatedProps {
  * the session is restored (`loading`), on the server, or while a login runs (`fallback`, so a
  * login form inside it stays mounted and shows its progress).
  *
+ * @remarks Right after a login the status is `authenticated` while the profile may still be
+ * loading (`user === null`); components that need the user should select it.
+ *
  * @example
  * ```tsx
  * <Authenticated loading={<Spinner />} fallback={<LoginForm />}>

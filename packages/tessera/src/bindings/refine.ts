@@ -112,6 +112,9 @@ function settled<User>(auth: Auth<User, never>): Promise<AuthSnapshot<User>> {
  * logs out only when the session is really over (`SESSION_EXPIRED`, `UNAUTHENTICATED`); a network
  * failure is not a logout, nor is a 403. Concurrent calls share one decision, and a 401 while
  * there is already no session asks for nothing, so failing queries on the login page cannot loop.
+ *
+ * `updatePassword` resets with `token` (refine passes the reset link's query string along) or,
+ * signed in, changes the password with `currentPassword` and the access token.
  * @example
  * ```tsx
  * const authority = httpAuthority({ baseUrl: '/auth' })

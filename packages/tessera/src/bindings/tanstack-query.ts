@@ -21,7 +21,8 @@ const toData = <User>(s: AuthSnapshot<User>): SessionData<User> => ({ status: s.
 /**
  * Query options for the session itself (`['tessera', 'session']`): the data is `{ status, user }`,
  * never stale, marked `meta.public` so {@link connectQueryClient} keeps it, and pushed into the cache
- * on every change by {@link connectQueryClient}.
+ * on every change by {@link connectQueryClient}. Data written to it is always the session as it is
+ * at that moment, so a refetch that was in flight during a change cannot bring back an old user.
  *
  * @example
  * ```tsx
@@ -33,6 +34,13 @@ export function sessionQueryOptions<User>(auth: Auth<User, never>) {
   return queryOptions({
     queryKey: sessionQueryKey,
     queryFn: () => auth.ready().then(() => toData(auth.getSnapshot())),
+    // Whatever a fetch started earlier resolves with, the cache gets the session as it is now:
+    // a late refetch never overwrites a newer login, user or logout.
+    structuralSharing: (old: unknown) => {
+      const now = toData(auth.getSnapshot())
+      const was = old as SessionData<User> | undefined
+      return was && was.status === now.status && was.user === now.user ? was : now
+    },
     staleTime: Infinity,
     meta: { public: true },
   })
