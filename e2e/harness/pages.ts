@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { silentLogger, startServer, type RunningServer, type ServerOptions, type StatsSnapshot } from '../../packages/server/src/index.ts';
+import { silentLogger, startServer, type FaultSettings, type RunningServer, type ServerOptions, type StatsSnapshot } from '../../packages/server/src/index.ts';
 import { launchBrowser, type LaunchedBrowser } from './browser.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -72,6 +72,8 @@ export interface Stack {
   stats(): Promise<StatsSnapshot>;
   /** POST /__stats/reset. */
   resetStats(): Promise<void>;
+  /** POST /__faults (applies to POST /auth/refresh; omitted fields take their defaults, `{}` clears). Resolves the settings in force. */
+  faults(settings: Partial<FaultSettings>): Promise<FaultSettings>;
   /** Closes every tab of `profile` and clears the server origin's cookies, localStorage and IndexedDB there. */
   resetProfile(): Promise<void>;
   /** Closes the browser, the server and removes the page dir. Idempotent. */
@@ -84,16 +86,19 @@ export interface Stack {
  */
 export async function startStack(serverOptions: ServerOptions = {}): Promise<Stack> {
   const dir = await buildPages();
-  let server: RunningServer | undefined;
-  let launched: LaunchedBrowser | undefined;
-  try {
-    server = await startServer({ port: 0, host: '127.0.0.1', faults: true, scryptCost: 1024, logger: silentLogger, ...serverOptions, staticDir: dir });
-    launched = await launchBrowser();
-  } catch (error) {
-    await server?.close();
+  // The server (PGlite start, ~3 s) and Chromium start side by side.
+  const [serverResult, browserResult] = await Promise.allSettled([
+    startServer({ port: 0, host: '127.0.0.1', faults: true, scryptCost: 1024, logger: silentLogger, ...serverOptions, staticDir: dir }),
+    launchBrowser(),
+  ]);
+  if (serverResult.status === 'rejected' || browserResult.status === 'rejected') {
+    if (serverResult.status === 'fulfilled') await serverResult.value.close();
+    if (browserResult.status === 'fulfilled') await browserResult.value.close();
     rmSync(dir, { recursive: true, force: true });
-    throw error;
+    throw serverResult.status === 'rejected' ? serverResult.reason : (browserResult as PromiseRejectedResult).reason;
   }
+  const server: RunningServer = serverResult.value;
+  const launched: LaunchedBrowser = browserResult.value;
   const url = server.url;
   const { browser, profile } = launched;
   const b = launched;
@@ -144,6 +149,16 @@ export async function startStack(serverOptions: ServerOptions = {}): Promise<Sta
     },
     async resetStats() {
       await fetch(`${url}/__stats/reset`, { method: 'POST', signal: AbortSignal.timeout(5_000) });
+    },
+    async faults(settings) {
+      const res = await fetch(`${url}/__faults`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(settings),
+        signal: AbortSignal.timeout(5_000),
+      });
+      if (!res.ok) throw new Error(`POST /__faults answered ${res.status}: ${await res.text()}`);
+      return (await res.json()) as FaultSettings;
     },
     async resetProfile() {
       await Promise.all(profile.pages().map((p) => p.close()));

@@ -56,7 +56,15 @@ describe('smoke: the page, the library and the server in a real Chromium', () =>
     const counts = await page.evaluate(() => window.harness.fetchMany(5));
     expect(counts).toEqual({ ok: 5, failed: 0, statuses: { 200: 5 }, errors: [] });
 
-    await page.evaluate(() => window.harness.engine().refresh());
+    // Faults slow the refresh down; the engine still gets its new token.
+    expect(await stack.faults({ latencyMs: 300 })).toMatchObject({ latencyMs: 300, failureRate: 0 });
+    const took = await page.evaluate(async () => {
+      const started = performance.now();
+      await window.harness.engine().refresh();
+      return performance.now() - started;
+    });
+    await stack.faults({});
+    expect(took).toBeGreaterThanOrEqual(290);
     expect(await page.evaluate(() => window.harness.snapshot().generation)).toBe(snapshot.generation + 1);
 
     const stats = await stack.stats();
