@@ -4,7 +4,7 @@ import { act, cleanup, render, screen, waitFor } from '@testing-library/react'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Authenticated } from '../src/bindings/react.js'
 import { connectQueryClient, sessionQueryKey, sessionQueryOptions } from '../src/bindings/tanstack-query.js'
-import { setup } from './fakes.js'
+import { flush, setup, tabs } from './fakes.js'
 
 afterEach(cleanup)
 
@@ -115,6 +115,34 @@ describe('connectQueryClient', () => {
     await act(() => auth.login({ user: 'alice', password: 'pw' }))
     await waitFor(() => expect(screen.getByText('todos of alice')).toBeTruthy())
     expect(calls).toBe(2)
+  })
+
+  it('a tab whose session is replaced by another tab’s login as B drops A’s data at once (user change)', async () => {
+    const t = tabs(2)
+    const owner = new Map<string, string>()
+    const login = t.server.authority.login
+    t.server.authority.login = async (c) => {
+      const body = await login(c)
+      owner.set(body.access_token, c.user)
+      return body
+    }
+    t.server.authority.fetchUser = async (token) => ({ id: owner.get(token)!, name: owner.get(token)! })
+    await t.clock.advance(200)
+    const [here, there] = t.all as [(typeof t.all)[0], (typeof t.all)[0]]
+    await Promise.all([here.ready(), there.ready()])
+    await here.login({ user: 'alice', password: 'pw' })
+    await flush()
+    const queryClient = new QueryClient()
+    connectQueryClient(here, queryClient)
+    queryClient.setQueryData(['inbox'], ['alice mail'])
+    const seen: [unknown, unknown][] = []
+    here.subscribe(() => seen.push([here.getSnapshot().user, queryClient.getQueryData(['inbox'])]))
+    await there.login({ user: 'bob', password: 'pw' })
+    await flush()
+    expect(here.getSnapshot().user).toEqual({ id: 'bob', name: 'bob' })
+    expect(queryClient.getQueryData(['inbox'])).toBeUndefined()
+    // At no change that showed bob in this tab was alice's data still cached.
+    expect(seen.filter(([user]) => (user as { name?: string } | null)?.name === 'bob').every(([, inbox]) => inbox === undefined)).toBe(true)
   })
 
   it('disconnect stops the purge', async () => {
