@@ -16,8 +16,11 @@ export class FakeClock implements Clock {
     return this.#id
   }
   clearTimeout = (id: unknown) => void this.timers.delete(id as number)
-  /** Moves time forward by `ms`, firing each timer at its due time, with microtasks flushed between. */
-  async advance(ms: number) {
+  /**
+   * Moves time forward by `ms`, firing each timer at its due time, with microtasks flushed between
+   * (and `between` awaited after each timer, for a test that must let its own world catch up).
+   */
+  async advance(ms: number, between?: () => Promise<void>) {
     const end = this.t + ms
     await flush()
     for (;;) {
@@ -27,6 +30,7 @@ export class FakeClock implements Clock {
       this.t = Math.max(this.t, next[1].at)
       next[1].fn()
       await flush()
+      await between?.()
     }
     this.t = end
     await flush()

@@ -2,7 +2,7 @@ import { fail, type TesseraError } from './errors.js'
 import { transition, type AuthEvent, type SessionState } from './machine.js'
 import { abortable, classify, defaultRetry, retry, toTesseraError } from './retry.js'
 import { decodeSession, encodeSession } from './stored.js'
-import { createTabs, type TabMessage } from './tabs.js'
+import { createTabs, type SessionId, type TabMessage } from './tabs.js'
 import { decodeJwt, parseTokenResponse, type TokenSet } from './tokens.js'
 import type { ActionName, ActionState, Auth, AuthEventName, AuthNotice, AuthOptions, AuthSnapshot, Grant, WaitOptions } from './types.js'
 import { systemClock } from '../ports/clock.js'
@@ -65,6 +65,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
   let changed = deferred<void>()
   let writes = Promise.resolve()
   let remote = false // the change being dispatched came from another tab: do not echo it
+  let lastEnded: SessionId | null = null // the newest session this tab saw end: news of it or older is stale
 
   const handlers = new Map<AuthEventName | 'change', Set<(n: AuthNotice<User>) => void>>()
   const queue: (() => void)[] = []
@@ -137,7 +138,8 @@ export function createAuth<User = unknown, Credentials = unknown>(
     // Refresh outcomes are told to the other tabs from inside the lock (see startRefresh).
     if (!remote && next.tokens && (event.type === 'login.succeeded' || event.type === 'user.loaded'))
       tabs.post({ type: 'session', tokens: next.tokens, user: next.user })
-    if (!remote && event.type === 'logout') tabs.post({ type: 'end', expired: false })
+    if (prev.tokens && !next.tokens) sawEnd(prev.tokens)
+    if (!remote && prev.tokens && event.type === 'logout') tabs.post({ type: 'end', expired: false, session: id(prev.tokens) })
     changedSnapshot()
     if (next.status !== prev.status) emit('transition', { from: prev.status, event: event.type })
     for (const n of notices) emit(n, { error: next.error ?? undefined })
@@ -217,13 +219,22 @@ export function createAuth<User = unknown, Credentials = unknown>(
         } catch (e) {
           const { code, message, status } = e as TesseraError
           if (!signal.aborted)
-            tabs.post(classify(e) === 'rejected' ? { type: 'end', expired: true } : { type: 'cooldown', until: clock.now() + policy.cooldown, code, message, status })
+            tabs.post(
+              classify(e) === 'rejected'
+                ? { type: 'end', expired: true, session: id(before) }
+                : { type: 'cooldown', until: clock.now() + policy.cooldown, code, message, status },
+            )
           throw e
         }
       }, signal)
       .then(
       (tokens) => {
-        if (inflight !== d) return // the session ended meanwhile: never revive it (P10)
+        if (inflight !== d) {
+          // Another tab's session was adopted meanwhile; ours went to the other tabs, so keep
+          // whichever is newer, as they do (I7). If the session ended instead, never revive it (P10).
+          if (state.tokens && newer(tokens, state.tokens)) adoptRemote(tokens, state.user)
+          return
+        }
         inflight = null
         dispatch({ type: 'refresh.succeeded', tokens })
         d.resolve(tokens)
@@ -385,6 +396,23 @@ export function createAuth<User = unknown, Credentials = unknown>(
   }
 
   // ── across tabs: one truth per session key (I7) ──
+  /** Whether session `a` is newer than `b`: receipt time, then the token itself as a tie-break every tab agrees on. */
+  const newer = (a: SessionId, b: SessionId | null) =>
+    !b || a.receivedAt > b.receivedAt || (a.receivedAt === b.receivedAt && a.accessToken > b.accessToken)
+  const id = ({ receivedAt, accessToken }: TokenSet): SessionId => ({ receivedAt, accessToken })
+  function sawEnd(session: SessionId) {
+    if (newer(session, lastEnded)) lastEnded = id(session as TokenSet)
+  }
+  function adoptRemote(tokens: TokenSet, user: User | null) {
+    const d = inflight
+    inflight = null
+    const was = remote
+    remote = true
+    dispatch({ type: 'session.adopted', tokens, user })
+    remote = was
+    d?.ctrl.abort(fail('ABORTED', 'Another tab refreshed'))
+    d?.resolve(tokens)
+  }
   const channel = options.channel === undefined ? broadcastChannel(`tessera:${key}`) : options.channel
   const lock = options.lock === undefined ? webLocks() : options.lock
   const { joinTimeout = 150, lockPatience = policy.timeout } = options
@@ -392,14 +420,12 @@ export function createAuth<User = unknown, Credentials = unknown>(
     const { tokens, user } = state
     remote = true
     if (m.type === 'hello' && state.status === 'authenticated') tabs.post({ type: 'session', tokens: tokens!, user })
-    if (m.type === 'session' && m.tokens.accessToken !== tokens?.accessToken) {
-      const d = inflight
-      inflight = null
-      dispatch({ type: 'session.adopted', tokens: m.tokens, user: m.user })
-      d?.ctrl.abort(fail('ABORTED', 'Another tab refreshed'))
-      d?.resolve(m.tokens)
-    } else if (m.type === 'session') dispatch({ type: 'user.loaded', user: m.user })
-    if (m.type === 'end' && tokens)
+    // Messages can cross: the newest session wins everywhere.
+    const t = m.type === 'session' && m.tokens
+    if (t && newer(t, tokens ?? lastEnded)) adoptRemote(t, m.user)
+    else if (t && t.accessToken === tokens?.accessToken) dispatch({ type: 'user.loaded', user: m.user })
+    if (m.type === 'end') sawEnd(m.session)
+    if (m.type === 'end' && tokens && !newer(tokens, m.session))
       dispatch(m.expired ? { type: 'refresh.rejected', error: fail('SESSION_EXPIRED', 'Session expired') } : { type: 'logout' })
     if (m.type === 'cooldown') failRefresh(m.until, fail(m.code, m.message, { status: m.status }))
     remote = false

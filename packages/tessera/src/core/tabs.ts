@@ -5,11 +5,14 @@ import type { Clock } from '../ports/clock.js'
 import type { ChannelPort } from '../ports/channel.js'
 import type { LockPort } from '../ports/lock.js'
 
+/** Which session a message speaks of; sessions are ordered by receipt time, then token. */
+export type SessionId = Pick<TokenSet, 'receivedAt' | 'accessToken'>
+
 /** What tabs of one session key tell each other (I7). Tokens never leave the origin. */
 export type TabMessage<User = unknown> =
   | { type: 'hello' } // a new tab asks its peers for the live session
   | { type: 'session'; tokens: TokenSet; user: User | null } // after login, refresh, user change; answer to hello
-  | { type: 'end'; expired: boolean } // logout, or the refresh token was rejected
+  | { type: 'end'; expired: boolean; session: SessionId } // this session ended: logout, or its refresh token was rejected
   | { type: 'cooldown'; until: number; code: TesseraErrorCode; message: string; status?: number } // P12, shared
   | { type: 'refreshing' } // heartbeat of the tab holding the refresh lock
 
@@ -18,12 +21,12 @@ const num = (v: unknown) => Number.isFinite(v)
 
 /** Messages come from other code on the origin: anything malformed is ignored (I8). */
 export function readMessage<User>(m: unknown): TabMessage<User> | null {
-  const x = m as Record<string, unknown> & { tokens?: Partial<TokenSet> }
+  const x = m as Record<string, unknown> & { tokens?: Partial<TokenSet>; session?: Partial<SessionId> }
   const t = x?.tokens
   const ok =
     x?.type === 'hello' ||
     x?.type === 'refreshing' ||
-    (x?.type === 'end' && typeof x.expired === 'boolean') ||
+    (x?.type === 'end' && typeof x.expired === 'boolean' && str(x.session?.accessToken) && num(x.session?.receivedAt)) ||
     (x?.type === 'cooldown' && num(x.until) && str(x.code) && typeof x.message === 'string') ||
     (x?.type === 'session' &&
       str(t?.accessToken) &&
