@@ -203,20 +203,38 @@ function describe(name: AuthEventName, n: AuthNotice<User>): [string, Tone] | nu
   }
 }
 
+function moved(from: string, event: string, to: string): void {
+  lastTransition = { from, event, to, at: Date.now() };
+  transitionListeners.forEach((l) => l());
+  timeline.add('transition', `${event}: ${from} → ${to}`, 'info');
+}
+
 for (const name of EVENTS) {
   auth.on(name, (n) => {
+    const s = n.snapshot;
     if (name === 'refresh') refreshCount++;
     if (name === 'transition') {
-      const to = n.snapshot.status;
-      lastTransition = { from: n.from ?? '?', event: n.event ?? '?', to, at: Date.now() };
-      transitionListeners.forEach((l) => l());
-      timeline.add('transition', `${n.event}: ${n.from} → ${to}`, 'info');
+      // A change of status, with the machine event that caused it.
+      moved(n.from ?? '?', n.event ?? '?', s.status);
       return;
     }
     const d = describe(name, n);
     if (d) timeline.add(name, d[0], d[1]);
+    // Events that keep the status (authenticated → authenticated) announce no `transition`; the
+    // notice tells which machine event it was, so the diagram can light up that loop too.
+    if (name === 'refresh') moved('authenticated', 'refresh.succeeded', s.status);
+    if (name === 'refresh-error' && s.status === 'authenticated') moved('authenticated', 'refresh.failed', s.status);
+    if (name === 'user' && s.status === 'authenticated') moved('authenticated', 'user.loaded', s.status);
   });
 }
+
+// `refreshing` turning on is the machine's `refresh.started` (no notice of its own).
+let wasRefreshing = auth.getSnapshot().refreshing;
+auth.subscribe(() => {
+  const s = auth.getSnapshot();
+  if (s.refreshing && !wasRefreshing && s.status === 'authenticated') moved('authenticated', 'refresh.started', s.status);
+  wasRefreshing = s.refreshing;
+});
 
 // ---------------------------------------------------------------------------------------------
 // Requests through auth.fetch, with what happened to them.
