@@ -411,6 +411,25 @@ describe('storage', () => {
     expect(seen.mock.calls[0]![0].error.code).toBe('STORAGE_UNAVAILABLE')
   })
 
+  it('P17: with an async storage (every call a macrotask away), 50 concurrent callers still share one refresh', async () => {
+    const map = new Map<string, string>()
+    const later = <T,>(v: T) => new Promise<T>((r) => setTimeout(() => r(v), 1))
+    const storage = { get: (k: string) => later(map.get(k) ?? null), set: (k: string, v: string) => later(void map.set(k, v)), remove: (k: string) => later(void map.delete(k)) }
+    const { auth, server, clock } = setup({ storage })
+    await auth.ready()
+    await auth.login(creds)
+    await new Promise((r) => setTimeout(r, 5))
+    expect(JSON.parse(map.get('tessera')!).tokens.accessToken).toBe(server.current)
+    clock.jump(301_000)
+    await Promise.all(Array.from({ length: 50 }, () => auth.getAccessToken()))
+    expect(server.refreshCalls).toBe(1)
+    // and a reload restores from it without a network call
+    const again = setup({ storage, clock })
+    await again.auth.ready()
+    expect(again.auth.getSnapshot().status).toBe('authenticated')
+    expect(again.server.refreshCalls + again.server.loginCalls).toBe(0)
+  })
+
   it('a stored session whose access token expired refreshes right away', async () => {
     const first = await loggedIn()
     await flush()
