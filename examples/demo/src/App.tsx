@@ -159,7 +159,7 @@ function Playground() {
       </div>
       <label className="check">
         <input type="checkbox" checked={spoil} onChange={(e) => setSpoil(e.target.checked)} />
-        Send each first attempt with an expired token (the server answers 401)
+        Send each first attempt with a spoiled token, as if it had expired (the server answers 401)
       </label>
       {!isAuthenticated ? <p className="hint">Sign in first: requests need a session.</p> : null}
       {result ? (

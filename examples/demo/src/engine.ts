@@ -317,7 +317,7 @@ export async function burst(n: number, spoil: boolean): Promise<BurstResult> {
   const before = await serverRefreshCalls();
   const refreshesBefore = refreshCount;
   const started = performance.now();
-  timeline.add('burst', `firing ${n} concurrent requests${spoil ? ' with an expired token' : ''}`, 'net');
+  timeline.add('burst', `firing ${n} concurrent requests${spoil ? ', each first sent with a spoiled token' : ''}`, 'net');
   const results = await Promise.all(Array.from({ length: n }, () => apiCall('/api/data', spoil)));
   const ms = Math.round(performance.now() - started);
   const refreshes = refreshCount - refreshesBefore;
