@@ -21,8 +21,13 @@ export interface StartOptions {
   key?: string;
   /** @default 'memory' */
   storage?: 'memory' | 'local' | 'session';
+  /** Refresh this long before expiry, in ms (the engine caps it at a quarter of the token's life). */
   leeway?: number;
   retry?: AuthOptions['retry'];
+  /** How long a new tab waits for a peer's session, in ms. */
+  joinTimeout?: number;
+  /** How long a waiter waits for the refresh lock without a heartbeat before going ahead, in ms. */
+  lockPatience?: number;
   /** Where the reference server's auth routes are. @default '/auth' */
   baseUrl?: string;
   refreshToken?: 'body' | 'cookie';
@@ -51,6 +56,16 @@ export interface FetchCounts {
   errors: string[];
 }
 
+/** Result of `harness.traffic`. */
+export interface TrafficCounts extends FetchCounts {
+  /** `auth.fetch` calls started. */
+  sent: number;
+  /** Calls that had not settled within the bound (counted in neither `ok` nor `failed`). */
+  hung: number;
+  /** The slowest settled call, in ms. */
+  maxMs: number;
+}
+
 export type LockResult = 'acquired' | 'timeout';
 
 const EVENTS: AuthEventName[] = ['login', 'logout', 'refresh', 'refresh-error', 'expired', 'unauthorized', 'transition', 'user', 'user-error', 'storage-error'];
@@ -61,6 +76,15 @@ function errorName(e: unknown): string {
 }
 
 const storages = { memory: memoryStorage, local: localStorageStore, session: sessionStorageStore };
+
+// Every fetch of the page (the library's included) is counted while in flight, by pathname.
+const inflight = new Map<string, number>();
+const pageFetch = globalThis.fetch.bind(globalThis);
+globalThis.fetch = (input: RequestInfo | URL, init?: RequestInit) => {
+  const path = new URL(input instanceof Request ? input.url : String(input), location.href).pathname;
+  inflight.set(path, (inflight.get(path) ?? 0) + 1);
+  return pageFetch(input, init).finally(() => inflight.set(path, (inflight.get(path) ?? 1) - 1));
+};
 
 const held = new Map<string, () => void>();
 const channels = new Map<string, { channel: BroadcastChannel; messages: unknown[] }>();
@@ -86,6 +110,8 @@ const harness = {
       storage: storages[options.storage ?? 'memory'](),
       leeway: options.leeway,
       retry: options.retry,
+      joinTimeout: options.joinTimeout,
+      lockPatience: options.lockPatience,
     });
     for (const type of EVENTS)
       auth.on(type, (n) =>
@@ -143,6 +169,57 @@ const harness = {
       }
     }
     return counts;
+  },
+
+  /**
+   * Continuous traffic: starts one `auth.fetch(path)` every `intervalMs` for `ms` (without waiting
+   * for earlier calls), then waits for every call, each for at most `boundMs` after it started.
+   * Runs on the page's own timers (nothing is sent while the page is frozen).
+   */
+  async traffic(ms: number, intervalMs: number, boundMs = 15_000, path = '/api/data'): Promise<TrafficCounts> {
+    const auth = harness.engine();
+    const counts: TrafficCounts = { sent: 0, ok: 0, failed: 0, hung: 0, maxMs: 0, statuses: {}, errors: [] };
+    const calls: Promise<void>[] = [];
+    const one = () => {
+      counts.sent++;
+      const started = performance.now();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const bound = new Promise<'hung'>((r) => (timer = setTimeout(() => r('hung'), boundMs)));
+      const call = auth.fetch(path).then(
+        async (res) => {
+          await res.body?.cancel().catch(() => {});
+          return res;
+        },
+        (e: unknown) => ({ error: errorName(e) }),
+      );
+      calls.push(
+        Promise.race([call, bound]).then((r) => {
+          clearTimeout(timer);
+          if (r === 'hung') return void counts.hung++;
+          counts.maxMs = Math.max(counts.maxMs, performance.now() - started);
+          if ('error' in r) {
+            counts.failed++;
+            counts.errors.push(r.error);
+            return;
+          }
+          counts.statuses[r.status] = (counts.statuses[r.status] ?? 0) + 1;
+          if (r.ok) counts.ok++;
+          else counts.failed++;
+        }),
+      );
+    };
+    const end = performance.now() + ms;
+    while (performance.now() < end) {
+      one();
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+    await Promise.all(calls);
+    return counts;
+  },
+
+  /** How many `fetch` calls of this page to `path` (a pathname, e.g. '/auth/refresh') have not settled yet. */
+  pending(path: string): number {
+    return inflight.get(path) ?? 0;
   },
 
   /** Takes an exclusive Web Lock and keeps it until `releaseLock(name)` (or the page goes away). Resolves once held. */
