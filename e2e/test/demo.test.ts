@@ -46,6 +46,8 @@ describe('demo page: the session, its refreshes, held and replayed requests and 
   let server: RunningServer;
   let launched: LaunchedBrowser;
   let a: Page;
+  /** Reset links the server "mails" (the CLI prints them; here the test reads them). */
+  const mailed: string[] = [];
 
   const stats = async (): Promise<StatsSnapshot> => (await (await fetch(`${server.url}/__stats`, { signal: AbortSignal.timeout(5_000) })).json()) as StatsSnapshot;
 
@@ -81,7 +83,7 @@ describe('demo page: the session, its refreshes, held and replayed requests and 
   beforeAll(async () => {
     dir = buildDemo();
     const [s, b] = await Promise.all([
-      startServer({ port: 0, host: '127.0.0.1', faults: true, scryptCost: 1024, logger: silentLogger, staticDir: dir, accessTokenTtl: TTL }),
+      startServer({ port: 0, host: '127.0.0.1', faults: true, scryptCost: 1024, logger: silentLogger, staticDir: dir, accessTokenTtl: TTL, mailer: (m) => void mailed.push(String(m.payload.link)) }),
       launchBrowser(),
     ]);
     server = s;
@@ -190,5 +192,47 @@ describe('demo page: the session, its refreshes, held and replayed requests and 
     await b.setViewportSize({ width: 390, height: 844 });
     await expect.poll(() => b.evaluate(() => document.documentElement.scrollWidth), { timeout: 5_000 }).toBeLessThanOrEqual(390);
     await b.screenshot({ path: join(artifacts, 'demo-phone.png'), fullPage: true, timeout: 10_000 });
+  });
+
+  it('registers, asks for a reset link and resets the password through the forms, with their errors', async () => {
+    const page = a;
+    const email = `new-${Date.now()}@example.test`;
+    await page.getByRole('button', { name: 'Register' }).click();
+    const register = page.getByRole('form', { name: 'Register' });
+    await expect.poll(() => page.evaluate(() => document.activeElement?.getAttribute('name')), { timeout: 5_000 }).toBe('name'); // focus moved to the form
+    await register.getByLabel('Name').fill('Ada');
+    await register.getByLabel('E-mail').fill(EMAIL);
+    await register.getByLabel(/^Password/).fill('correct horse battery');
+    await register.getByRole('button', { name: 'Create account and sign in' }).click();
+    await expect.poll(() => register.getByRole('alert').textContent(), { timeout: 10_000 }).toMatch(/already exists/);
+    await register.getByLabel('E-mail').fill(email);
+    await register.getByRole('button', { name: 'Create account and sign in' }).click();
+    await page.locator('#status[data-status="authenticated"]').waitFor({ timeout: 10_000 });
+    await page.getByTestId('welcome').getByText('Ada').waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.locator('#status[data-status="unauthenticated"]').waitFor({ timeout: 10_000 });
+
+    await page.getByRole('button', { name: 'Forgot password' }).click();
+    const forgot = page.getByRole('form', { name: 'Forgot password' });
+    await forgot.getByLabel('E-mail').fill(email);
+    await forgot.getByRole('button', { name: 'Send a reset link' }).click();
+    await forgot.getByRole('status').getByText(/reset link is on its way/).waitFor({ timeout: 10_000 });
+    await expect.poll(() => mailed.length, { timeout: 5_000 }).toBe(1);
+    const link = new URL(mailed[0]!);
+    expect(link.pathname).toBe('/reset-password');
+
+    // The link opens the page at /reset-password with the reset form filled in.
+    await page.goto(`${server.url}${link.pathname}${link.search}`, { timeout: 10_000 });
+    const reset = page.getByRole('form', { name: 'Reset password' });
+    await reset.getByLabel(/^New password/).fill('another horse battery');
+    await reset.getByRole('button', { name: 'Set the new password' }).click();
+    await reset.getByRole('status').getByText(/Password changed/).waitFor({ timeout: 10_000 });
+    const signIn = page.getByRole('form', { name: 'Sign in' });
+    await signIn.waitFor({ timeout: 5_000 });
+    await signIn.getByLabel('E-mail').fill(email);
+    await signIn.getByLabel('Password').fill('another horse battery');
+    await signIn.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.locator('#status[data-status="authenticated"]').waitFor({ timeout: 10_000 });
+    expect(new URL(page.url()).search).toBe(''); // the single-use token left the address bar
   });
 });
