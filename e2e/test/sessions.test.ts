@@ -80,6 +80,7 @@ describe('tabs of one session', () => {
   });
   afterEach(async () => {
     skew = 0;
+    if (!stack) return;
     await stack.faults({});
     await stack.resetProfile();
   });
