@@ -42,7 +42,7 @@ export function authRoutes(ctx: AppContext): Hono<Env> {
     const body: Record<string, unknown> = {
       access_token: t.accessToken,
       token_type: 'Bearer',
-      expires_in: Math.max(0, t.accessExp - Math.floor(now / 1000)),
+      expires_in: Math.max(0, Math.floor((t.accessExp * 1000 - now) / 1000)), // never more than the token really has left
     };
     if (cookieMode) {
       setCookie(c, REFRESH_COOKIE, t.refreshToken, {

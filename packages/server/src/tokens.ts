@@ -85,7 +85,8 @@ export async function createTokenSigner(options: { keysDir?: string | undefined;
     jwks,
     async sign(sub, roles, nowMs, ttlSeconds) {
       const iat = Math.floor(nowMs / 1000);
-      const exp = iat + ttlSeconds;
+      // Whole seconds rounded up, so the token lives at least ttlSeconds from now.
+      const exp = Math.ceil(nowMs / 1000) + ttlSeconds;
       const token = await new SignJWT({ roles })
         .setProtectedHeader({ alg: ALG, kid, typ: 'JWT' })
         .setSubject(sub)

@@ -43,7 +43,7 @@ describe('across tabs (fake channel and locks)', () => {
   })
 
   it('I1/P8: three tabs whose token expired refresh once, under one lock, and all get the new token', async () => {
-    const { all, server, clock } = await started(3)
+    const { all, server, clock, locks } = await started(3)
     await all[0]!.login(creds)
     await flush()
     clock.jump(301_000)
@@ -53,6 +53,7 @@ describe('across tabs (fake channel and locks)', () => {
     expect(server.reuse).toBe(0)
     const tokens = await Promise.all(all.map((a) => a.getAccessToken()))
     expect(new Set(tokens)).toEqual(new Set([server.current]))
+    expect(locks.held.size).toBe(0) // a tab that adopted while it waited let go of the lock
   })
 
   it('P10: a tab that waited for the lock re-reads shared storage and adopts, spending nothing', async () => {

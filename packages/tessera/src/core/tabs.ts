@@ -59,17 +59,22 @@ export function createTabs<User>(
   onMessage: (message: TabMessage<User>) => void,
 ): Tabs<User> {
   const waiting = new Set<() => void>()
+  let lastBeat = -Infinity // when a holder last said it was refreshing; any outcome message clears it
   const stop =
     channel?.subscribe((raw) => {
       const message = readMessage<User>(raw)
-      if (message?.type === 'refreshing') waiting.forEach((w) => w())
-      else if (message) onMessage(message)
+      if (message?.type === 'refreshing') {
+        lastBeat = clock.now()
+        waiting.forEach((w) => w())
+      } else if (message) {
+        lastBeat = -Infinity
+        onMessage(message)
+      }
     }) ?? (() => {})
   const post = (message: TabMessage<User>) => channel?.post(message)
 
   async function withLock<T>(task: () => Promise<T>, signal: AbortSignal): Promise<T> {
     let release: (() => void) | undefined
-    let heard = false
     if (lock) {
       const ctrl = new AbortController()
       const abort = () => ctrl.abort(signal.reason)
@@ -78,9 +83,8 @@ export function createTabs<User>(
         clock.clearTimeout(timer)
         timer = clock.setTimeout(() => ctrl.abort(fail('TIMEOUT', 'Refresh lock not released')), patience)
       }
-      const heartbeat = () => ((heard = true), wait())
       signal.addEventListener('abort', abort)
-      waiting.add(heartbeat)
+      waiting.add(wait)
       wait()
       try {
         release = await lock.acquire(name, ctrl.signal)
@@ -89,22 +93,23 @@ export function createTabs<User>(
         // Gave up waiting: go ahead (P9). `release` stays unset.
       } finally {
         clock.clearTimeout(timer)
-        waiting.delete(heartbeat)
+        waiting.delete(wait)
         signal.removeEventListener('abort', abort)
       }
     }
-    // Another tab held the lock and was refreshing: its outcome was posted before it let go, but
-    // a channel does not promise to deliver before the lock is granted. Give it one round; if it
-    // arrives, the engine adopts it and aborts `signal` (P10).
-    if (heard) await abortable(new Promise<void>((r) => clock.setTimeout(r, settle)), signal)
     // Heartbeats keep the other tabs patient while this one works.
     let beat: unknown
     const heartbeat = () => {
       post({ type: 'refreshing' })
       beat = clock.setTimeout(heartbeat, patience / 3)
     }
-    heartbeat()
     try {
+      // Another tab was refreshing and its outcome has not reached us: it was posted before that
+      // tab let go, but a channel does not promise to deliver before a lock is granted. Give it one
+      // round; if it arrives, the engine adopts it and aborts `signal` (P10). Inside the `try`, so
+      // the lock is released either way.
+      if (clock.now() - lastBeat < patience) await abortable(new Promise<void>((r) => clock.setTimeout(r, settle)), signal)
+      heartbeat()
       return await task()
     } finally {
       clock.clearTimeout(beat)
