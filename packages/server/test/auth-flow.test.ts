@@ -161,7 +161,7 @@ describe('refresh lifetimes (injected clock)', () => {
     const s = await api.session();
     clock.advance(299_000);
     expect((await api.get('/api/data', api.bearer(s.access_token))).status).toBe(200);
-    clock.advance(1_000);
+    clock.advance(2_000); // exp is whole seconds rounded up: a token lives ttl to ttl + 1 s
     const expired = await api.get('/api/data', api.bearer(s.access_token));
     expect(expired.status).toBe(401);
     expect(expired.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
