@@ -5,5 +5,7 @@ export default defineConfig({
     include: ['test/**/*.test.ts', 'test/**/*.test.tsx'],
     environment: 'node',
     testTimeout: 30_000,
+    // The default output, then one line with the total property schedules and the proof figures.
+    reporters: ['default', './test/proof-totals-reporter.ts'],
   },
 })
