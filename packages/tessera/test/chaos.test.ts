@@ -16,7 +16,7 @@ import { TRANSPORTS, echoed, senders, type TransportName } from './transport-kit
  */
 
 const ACCESS_TTL = 2 // seconds
-const POLICY = { attempts: 4, timeout: 800, baseDelay: 20, maxDelay: 200, cooldown: 200 }
+const POLICY = { attempts: 4, timeout: 1_200, baseDelay: 20, maxDelay: 200, cooldown: 200 }
 const DEADLINE = 15_000 // > attempts × timeout + backoff: I2's bound for one request
 const KINDS = ['drop', '500', 'timeout'] as const
 
