@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest'
-import { isTesseraError, type AuthNotice } from '../src/index.js'
+import { TesseraError, isTesseraError, type AuthNotice } from '../src/index.js'
 import { FakeStorage, flush, setup } from './fakes.js'
 
 const creds = { user: 'ada', password: 'pw' }
@@ -491,6 +491,57 @@ describe('authority edge cases', () => {
     })
     await auth.ready()
     expect(await auth.getAccessToken()).toBe('from-callback')
+  })
+})
+
+describe('a hostile or broken token server', () => {
+  it('tokens dead on arrival (expires_in 0): at most one proactive refresh a second, one per request', async () => {
+    const { auth, server, clock } = setup()
+    server.ttl = 0
+    await auth.ready()
+    await auth.login(creds)
+    await clock.advance(5_000)
+    expect(server.refreshCalls).toBeLessThanOrEqual(5)
+    const before = server.refreshCalls
+    await auth.getAccessToken()
+    expect(server.refreshCalls - before).toBeLessThanOrEqual(1)
+  })
+
+  it('I2: a Retry-After longer than any backoff ends the retry cycle at once; the cooldown honours it', async () => {
+    const { auth, server, clock } = await loggedIn()
+    server.authority.refresh = async () => {
+      throw new TesseraError('NETWORK_ERROR', 'Service unavailable', { status: 503, retryAfter: 3_600_000 })
+    }
+    clock.jump(301_000)
+    await expect(auth.fetch('/api/data')).rejects.toMatchObject({ code: 'NETWORK_ERROR', status: 503 })
+    const refresh = vi.spyOn(server.authority, 'refresh')
+    await clock.advance(1_800_000)
+    await expect(auth.getAccessToken()).rejects.toMatchObject({ code: 'NETWORK_ERROR' })
+    expect(refresh).not.toHaveBeenCalled() // still cooling down, as the server asked
+    expect(auth.getSnapshot().status).toBe('authenticated')
+  })
+
+  it('I2: a login the server never answers times out into unauthenticated; waiting requests settle', async () => {
+    const { auth, server, clock } = setup({ retry: { timeout: 5_000 } })
+    server.authority.login = () => new Promise(() => {})
+    await auth.ready()
+    const login = auth.login(creds).catch((e) => e)
+    const waiting = auth.fetch('/api/data').catch((e) => e)
+    await clock.advance(5_000)
+    expect(await login).toMatchObject({ code: 'TIMEOUT' })
+    expect(await waiting).toMatchObject({ code: 'UNAUTHENTICATED' })
+    expect(auth.getSnapshot()).toMatchObject({ status: 'unauthenticated', error: { code: 'TIMEOUT' } })
+  })
+
+  it('I8: a stored token that could inject a header is not restored', async () => {
+    const storage = new FakeStorage()
+    storage.map.set('tessera', JSON.stringify({ v: 1, tokens: { accessToken: 'a\r\nX-Evil: 1', expiresAt: null, receivedAt: 1 }, user: null }))
+    const { auth } = setup({ storage })
+    const errors: string[] = []
+    auth.on('storage-error', (n) => errors.push(n.error!.code))
+    await auth.ready()
+    expect(auth.getSnapshot().status).toBe('unauthenticated')
+    expect(errors).toEqual(['INVALID_STORED_SESSION'])
   })
 })
 

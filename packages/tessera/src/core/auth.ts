@@ -184,11 +184,15 @@ export function createAuth<User = unknown, Credentials = unknown>(
     clock.clearTimeout(timer)
     const t = state.tokens
     if (disposed || state.status !== 'authenticated' || !t || t.expiresAt === null || inflight) return
-    timer = clock.setTimeout(check, Math.max(left(t, 1), cooldownUntil - clock.now(), 0))
+    // Never sooner than a second after the token arrived: a server handing out tokens that are
+    // (nearly) dead on arrival gets one refresh a second, not a loop.
+    const now = clock.now()
+    timer = clock.setTimeout(check, Math.max(left(t, 1), cooldownUntil - now, t.receivedAt + 1_000 - now, 0))
   }
   function check() {
     const t = state.tokens
-    if (state.status === 'authenticated' && t && expiring(t) && clock.now() >= cooldownUntil) startRefresh().catch(noop)
+    const now = clock.now()
+    if (state.status === 'authenticated' && t && expiring(t) && now >= cooldownUntil && now >= t.receivedAt + 1_000) startRefresh().catch(noop)
     else arm()
   }
 
@@ -222,7 +226,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
             tabs.post(
               classify(e) === 'rejected'
                 ? { type: 'end', expired: true, session: id(before) }
-                : { type: 'cooldown', until: clock.now() + policy.cooldown, code, message, status },
+                : { type: 'cooldown', until: cooldownEnd(e as TesseraError), code, message, status },
             )
           throw e
         }
@@ -249,11 +253,12 @@ export function createAuth<User = unknown, Credentials = unknown>(
           return d.reject(expired)
         }
         // Transient or unexpected: keep the session and its still-valid token (I6, P11), cool down.
-        failRefresh(clock.now() + policy.cooldown, error)
+        failRefresh(cooldownEnd(error), error)
       },
     )
     return d.promise
   }
+  const cooldownEnd = (error: TesseraError) => clock.now() + Math.max(policy.cooldown, error.retryAfter ?? 0)
   function failRefresh(until: number, error: TesseraError) {
     const d = inflight
     inflight = null
@@ -270,6 +275,9 @@ export function createAuth<User = unknown, Credentials = unknown>(
 
   // ── tokens for requests ──
   async function getGrant(opts: WaitOptions = {}): Promise<Grant> {
+    // One refresh per call at most: a token the server has just issued is used even if it is
+    // already "expiring" (a server handing out dead-on-arrival tokens must not loop us).
+    let refreshed = false
     for (;;) {
       const { status, tokens: t, generation } = state
       if (disposed) throw ended()
@@ -279,10 +287,11 @@ export function createAuth<User = unknown, Credentials = unknown>(
       }
       if (status !== 'authenticated' || !t) throw ended()
       const rejected = generation === rejectedGeneration
-      if (!rejected && !expiring(t)) return { token: t.accessToken, generation }
+      if (!rejected && (!expiring(t) || refreshed)) return { token: t.accessToken, generation }
       try {
         if (!inflight && clock.now() < cooldownUntil) throw state.error
         await abortable(startRefresh(), opts.signal)
+        refreshed = true
       } catch (e) {
         // A failed proactive refresh keeps a token that is still valid (P11).
         if (!rejected && valid(t) && state.generation === generation && classify(e) !== 'rejected' && state.status === 'authenticated')
@@ -316,7 +325,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
     const ctrl = (loginCtrl = new AbortController())
     dispatch({ type: 'login.started' })
     const run = (async () => {
-      const tokens = parseTokenResponse(await abortable(authority.login(credentials, ctrl.signal), ctrl.signal), clock.now())
+      const tokens = parseTokenResponse(await timed((signal) => authority.login(credentials, signal), ctrl.signal), clock.now())
       if (loginCtrl !== ctrl) throw 0
       loginCtrl = null
       dispatch({ type: 'login.succeeded', tokens })
@@ -357,13 +366,16 @@ export function createAuth<User = unknown, Credentials = unknown>(
   }
 
   /** Calls the authority with a timeout: nothing it does may keep the engine waiting forever (I2). */
-  async function timed<T>(call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  async function timed<T>(call: (signal: AbortSignal) => Promise<T>, outer?: AbortSignal): Promise<T> {
     const ctrl = new AbortController()
+    const stop = () => ctrl.abort(outer!.reason)
+    outer?.addEventListener('abort', stop)
     const timer = clock.setTimeout(() => ctrl.abort(fail('TIMEOUT', `No answer within ${policy.timeout} ms`)), policy.timeout)
     try {
       return await abortable(call(ctrl.signal), ctrl.signal)
     } finally {
       clock.clearTimeout(timer)
+      outer?.removeEventListener('abort', stop)
     }
   }
 

@@ -76,7 +76,9 @@ export async function retry<T>(
       return await abortable(task(ctrl.signal), ctrl.signal)
     } catch (e) {
       error = toTesseraError(e, 'NETWORK_ERROR')
-      if (signal.aborted || attempt >= policy.attempts || classify(e) !== 'transient') throw error
+      // A server asking for a longer wait than we would ever back off ends the cycle; the
+      // cooldown then honours its wait (I2: nobody waits on a retry for an hour).
+      if (signal.aborted || attempt >= policy.attempts || classify(e) !== 'transient' || (error.retryAfter ?? 0) > policy.maxDelay) throw error
     } finally {
       clock.clearTimeout(timer)
       signal.removeEventListener('abort', stop)

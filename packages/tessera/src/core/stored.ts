@@ -1,5 +1,5 @@
 import { fail } from './errors.js'
-import type { TokenSet } from './tokens.js'
+import { isTokenSet, type TokenSet } from './tokens.js'
 
 /** A session as written to storage. Version 1. */
 interface Stored<User> {
@@ -12,9 +12,6 @@ interface Stored<User> {
 export const encodeSession = <User>(tokens: TokenSet, user: User | null): string =>
   JSON.stringify({ v: 1, tokens, user } satisfies Stored<User>)
 
-const text = (v: unknown) => typeof v === 'string' && v !== ''
-const number = (v: unknown) => Number.isFinite(v)
-
 /**
  * Reads what {@link encodeSession} wrote. Anything else — corrupt JSON, another app's data, an
  * old version — is an `INVALID_STORED_SESSION` error (I8), which the engine treats as no session.
@@ -24,13 +21,6 @@ export function decodeSession<User>(raw: string): Stored<User> {
   try {
     data = JSON.parse(raw)
   } catch {}
-  const t = data?.tokens
-  const valid =
-    data?.v === 1 &&
-    text(t?.accessToken) &&
-    [t!.refreshToken, t!.idToken].every((v) => v === undefined || text(v)) &&
-    (t!.expiresAt === null || number(t!.expiresAt)) &&
-    number(t!.receivedAt)
-  if (!valid) throw fail('INVALID_STORED_SESSION', 'Stored session ignored: not written by Tessera')
-  return { v: 1, tokens: t!, user: data!.user ?? null }
+  if (data?.v !== 1 || !isTokenSet(data.tokens)) throw fail('INVALID_STORED_SESSION', 'Stored session ignored: not written by Tessera')
+  return { v: 1, tokens: data.tokens, user: data.user ?? null }
 }

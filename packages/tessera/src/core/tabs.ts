@@ -1,6 +1,6 @@
 import { fail, type TesseraErrorCode } from './errors.js'
 import { abortable } from './retry.js'
-import type { TokenSet } from './tokens.js'
+import { isTokenSet, type TokenSet } from './tokens.js'
 import type { Clock } from '../ports/clock.js'
 import type { ChannelPort } from '../ports/channel.js'
 import type { LockPort } from '../ports/lock.js'
@@ -21,18 +21,13 @@ const num = (v: unknown) => Number.isFinite(v)
 
 /** Messages come from other code on the origin: anything malformed is ignored (I8). */
 export function readMessage<User>(m: unknown): TabMessage<User> | null {
-  const x = m as Record<string, unknown> & { tokens?: Partial<TokenSet>; session?: Partial<SessionId> }
-  const t = x?.tokens
+  const x = m as Record<string, unknown> & { session?: Partial<SessionId> }
   const ok =
     x?.type === 'hello' ||
     x?.type === 'refreshing' ||
     (x?.type === 'end' && typeof x.expired === 'boolean' && str(x.session?.accessToken) && num(x.session?.receivedAt)) ||
     (x?.type === 'cooldown' && num(x.until) && str(x.code) && typeof x.message === 'string') ||
-    (x?.type === 'session' &&
-      str(t?.accessToken) &&
-      [t!.refreshToken, t!.idToken].every((v) => v === undefined || str(v)) &&
-      (t!.expiresAt === null || num(t!.expiresAt)) &&
-      num(t!.receivedAt))
+    (x?.type === 'session' && isTokenSet(x.tokens))
   return ok ? (m as TabMessage<User>) : null
 }
 

@@ -41,6 +41,22 @@ export function decodeJwt(token: string): JwtClaims | null {
 }
 
 const TOKEN = /^[\x21-\x7e]+$/ // visible ASCII: anything else could split or inject a header
+const isToken = (v: unknown): v is string => typeof v === 'string' && TOKEN.test(v)
+
+/**
+ * Whether `value` is a {@link TokenSet} as Tessera writes it (to storage, to other tabs): the same
+ * token rules as {@link parseTokenResponse}, so nothing read back can inject a header (I8).
+ * @internal
+ */
+export function isTokenSet(value: unknown): value is TokenSet {
+  const t = value as Partial<TokenSet> | null
+  return (
+    isToken(t?.accessToken) &&
+    [t.refreshToken, t.idToken].every((v) => v === undefined || isToken(v)) &&
+    (t.expiresAt === null || Number.isFinite(t.expiresAt)) &&
+    Number.isFinite(t.receivedAt)
+  )
+}
 
 function token(body: Record<string, unknown>, names: string[], required: boolean): string | undefined {
   const name = names.find((n) => body[n] != null)
@@ -49,7 +65,7 @@ function token(body: Record<string, unknown>, names: string[], required: boolean
     return undefined
   }
   const value = body[name]
-  if (typeof value !== 'string' || !TOKEN.test(value)) throw invalid(name)
+  if (!isToken(value)) throw invalid(name)
   return value
 }
 
