@@ -18,13 +18,11 @@ import { TRANSPORTS, senders } from './transport-kit.js'
 
 const unhandled: unknown[] = []
 const onUnhandled = (e: unknown) => void unhandled.push(e)
-const findings: string[] = []
 const tried = { reused: badTokenResponses.length + badStoredBlobs.length, jwt: 0, stored: 0, wire: 0, api: 0 }
 beforeAll(() => void process.on('unhandledRejection', onUnhandled))
 afterAll(() => {
   process.off('unhandledRejection', onUnhandled)
   const total = Object.values(tried).reduce((a, b) => a + b, 0)
-  for (const f of findings) console.log(`bad input finding: ${f}`)
   console.log(`bad input: ${total} cases (${tried.reused} from corpus.test.ts, ${tried.jwt} JWT, ${tried.stored} stored, ${tried.wire} token-endpoint wire, ${tried.api} API 401 HTML), ${unhandled.length} unhandled rejections`)
   expect(unhandled).toEqual([]) // I8: not one unhandled rejection in the whole file
 })
@@ -106,8 +104,8 @@ const raw = (status: number, body: string | Buffer, type = 'application/json'): 
 interface WireCase {
   name: string
   handler: Handler
-  /** What a login against it rejects with; `'stalls'`: see the case. */
-  login: TesseraErrorCode | 'stalls'
+  /** What a login against it rejects with. */
+  login: TesseraErrorCode
   /** What a refresh against it rejects with (`SESSION_EXPIRED` ends the session; anything else keeps it). */
   refresh: TesseraErrorCode
 }
@@ -139,10 +137,10 @@ const wire: WireCase[] = [
   {
     name: 'body cut off mid-way (Content-Length promised more)',
     handler: (_, res) => (res.writeHead(200, { 'content-type': 'application/json', 'content-length': '200' }), res.write('{"access_token":"abc",'), setTimeout(() => res.socket?.destroy(), 5)),
-    login: 'INVALID_TOKEN_RESPONSE',
-    refresh: 'INVALID_TOKEN_RESPONSE',
+    login: 'NETWORK_ERROR', // cut off in transit: the network's fault, retried for a refresh
+    refresh: 'NETWORK_ERROR',
   },
-  { name: 'headers sent, then the body never comes', handler: (_, res) => (res.writeHead(200, { 'content-type': 'application/json' }), res.write('{"access_token"')), login: 'stalls', refresh: 'TIMEOUT' },
+  { name: 'headers sent, then the body never comes', handler: (_, res) => (res.writeHead(200, { 'content-type': 'application/json' }), res.write('{"access_token"')), login: 'TIMEOUT', refresh: 'TIMEOUT' },
 ]
 
 describe('I8: a token endpoint that misbehaves on the wire (httpAuthority against a real socket)', () => {
@@ -191,17 +189,7 @@ describe('I8: a token endpoint that misbehaves on the wire (httpAuthority agains
     // Login against it.
     const a = engine(url, { login: `/${i}/login` })
     await a.ready()
-    if (c.login === 'stalls') {
-      // The engine gives login no timeout of its own (reported): a logout is the way out, and it settles the login.
-      const login = a.login({ email: 'a@b.c', password: 'pw' }).catch((e: unknown) => e)
-      const first = await Promise.race([login, new Promise((r) => setTimeout(() => r('pending'), 1_000))])
-      if (first === 'pending') {
-        findings.push('login against a stalled token endpoint was still pending after 1 s (no login timeout)')
-        await a.logout()
-        expect(await login).toMatchObject({ code: 'ABORTED' })
-        expect(a.getSnapshot()).toMatchObject({ status: 'unauthenticated', refreshing: false })
-      } else expect(first).toMatchObject({ code: 'TIMEOUT' })
-    } else {
+    {
       const loginError = await a.login({ email: 'a@b.c', password: 'pw' }).catch((e: unknown) => e)
       expect(isTesseraError(loginError, c.login), `login: ${String(loginError)}`).toBe(true)
       expect(a.getSnapshot()).toMatchObject({ status: 'unauthenticated', refreshing: false, expiresAt: null, error: { code: c.login }, actions: { login: { status: 'rejected' } } })

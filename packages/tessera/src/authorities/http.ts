@@ -109,7 +109,10 @@ export function httpAuthority<User = unknown, Credentials = { email: string; pas
       if ((cause as Error)?.name === 'AbortError' || init.signal?.aborted) throw init.signal?.reason ?? cause
       throw new TesseraError('NETWORK_ERROR', `Could not reach ${path}`, { cause })
     }
-    const text = await res.text().catch(() => '')
+    // A body cut off in transit is the network's fault, not a malformed answer: retried (I6).
+    const text = await res.text().catch((cause) => {
+      throw new TesseraError('NETWORK_ERROR', `The answer from ${path} was cut off`, { status: res.status, cause })
+    })
     let json: unknown = undefined
     try {
       json = text ? JSON.parse(text) : undefined

@@ -74,8 +74,12 @@ export function safeRedirect(path: unknown, fallback = '/'): string {
     d = next
   }
   try {
+    // Return the path as a router will see it once dot segments are resolved (`/a/../..//evil.com`
+    // becomes `//evil.com`), and check that form again.
     const base = 'http://x.invalid'
-    return new URL(d, base).origin === base && new URL(p, base).origin === base ? p : fallback
+    const u = new URL(p, base)
+    const out = u.pathname + u.search + u.hash
+    return new URL(d, base).origin === base && u.origin === base && /^\/(?![/\\])/.test(out) ? out : fallback
   } catch {
     return fallback
   }
