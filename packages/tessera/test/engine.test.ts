@@ -1,15 +1,7 @@
 import { describe, expect, it, vi } from 'vitest'
 import { TesseraError, isTesseraError, type AuthNotice } from '../src/index.js'
-import { FakeStorage, flush, setup } from './fakes.js'
+import { FakeStorage, creds, flush, loggedIn, setup } from './fakes.js'
 
-const creds = { user: 'ada', password: 'pw' }
-
-async function loggedIn(extra?: Parameters<typeof setup>[0]) {
-  const t = setup(extra)
-  await t.auth.ready()
-  await t.auth.login(creds)
-  return t
-}
 
 describe('lifecycle', () => {
   it('starts initializing, then settles unauthenticated with an empty storage', async () => {

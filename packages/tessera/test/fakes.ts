@@ -155,6 +155,17 @@ export class FakeServer {
   }
 }
 
+/** The credentials the fake server accepts. */
+export const creds = { user: 'ada', password: 'pw' }
+
+/** A fresh engine over fakes, restored and logged in. */
+export async function loggedIn(extra?: Parameters<typeof setup>[0]) {
+  const t = setup(extra)
+  await t.auth.ready()
+  await t.auth.login(creds)
+  return t
+}
+
 /** A fresh engine over fakes. */
 export function setup(extra: Partial<AuthOptions<{ id: string; name: string }, { user: string; password: string }>> = {}) {
   const clock = new FakeClock()

@@ -1,14 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { createAuthFetch, isTesseraError } from '../src/index.js'
-import { flush, setup } from './fakes.js'
+import { creds, flush, loggedIn, setup } from './fakes.js'
 
-const creds = { user: 'ada', password: 'pw' }
-async function loggedIn(extra?: Parameters<typeof setup>[0]) {
-  const t = setup(extra)
-  await t.auth.ready()
-  await t.auth.login(creds)
-  return t
-}
 
 describe('auth.fetch', () => {
   it('attaches the bearer token to relative URLs', async () => {

@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { isTesseraError } from '../src/index.js'
-import { FakeStorage, flush, tabs } from './fakes.js'
+import { FakeStorage, creds, flush, tabs } from './fakes.js'
 
-const creds = { user: 'ada', password: 'pw' }
 
 /** Opens the tabs and lets their start-up (the peer round) finish. */
 async function started(n: number, extra?: Parameters<typeof tabs>[1]) {
