@@ -289,7 +289,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
       const rejected = generation === rejectedGeneration
       if (!rejected && (!expiring(t) || refreshed)) return { token: t.accessToken, generation }
       try {
-        if (!inflight && clock.now() < cooldownUntil) throw state.error
+        if (!inflight && clock.now() < cooldownUntil) throw state.error ?? fail('NETWORK_ERROR', 'Refresh paused after a failure')
         await abortable(startRefresh(), opts.signal)
         refreshed = true
       } catch (e) {
