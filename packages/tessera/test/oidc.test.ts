@@ -419,26 +419,4 @@ describe('oidcAuthority against a real OpenID provider', () => {
     await expect(login).rejects.toMatchObject({ code: 'ABORTED' })
     expect(p.auth.getSnapshot().status).toBe('unauthenticated')
   })
-
-  it('SSR: importing tessera/oidc and creating the authority touches no browser global', async () => {
-    const touched: string[] = []
-    const names = ['window', 'document', 'localStorage', 'sessionStorage', 'navigator', 'location', 'history', 'BroadcastChannel']
-    const saved = names.map((n) => Object.getOwnPropertyDescriptor(globalThis, n))
-    for (const n of names)
-      Object.defineProperty(globalThis, n, {
-        configurable: true,
-        get() {
-          touched.push(n)
-          return undefined
-        },
-      })
-    try {
-      vi.resetModules()
-      const { oidcAuthority: fresh } = await import('../src/authorities/oidc.js')
-      fresh({ issuer: 'https://id.example.com', clientId: 'web', redirectUri: REDIRECT })
-      expect(touched).toEqual([])
-    } finally {
-      names.forEach((n, i) => (saved[i] ? Object.defineProperty(globalThis, n, saved[i]!) : delete (globalThis as Record<string, unknown>)[n]))
-    }
-  })
 })

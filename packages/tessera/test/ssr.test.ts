@@ -1,9 +1,11 @@
 import { describe, expect, it, vi } from 'vitest'
 
 describe('server-side import', () => {
-  it('importing the package touches no browser global', async () => {
+  it('importing the package (core, http, oidc) and creating authorities touches no browser global', async () => {
+    // oauth4webapi (a peer, not ours) reads navigator.userAgent at import, guarded: load it first.
+    await import('oauth4webapi')
     const touched: string[] = []
-    const names = ['window', 'document', 'localStorage', 'sessionStorage', 'navigator', 'location', 'BroadcastChannel']
+    const names = ['window', 'document', 'localStorage', 'sessionStorage', 'navigator', 'location', 'history', 'BroadcastChannel']
     const saved = names.map((n) => Object.getOwnPropertyDescriptor(globalThis, n))
     for (const n of names)
       Object.defineProperty(globalThis, n, {
@@ -17,6 +19,9 @@ describe('server-side import', () => {
       vi.resetModules() // evaluate the package afresh, under the traps
       await import('../src/index.js')
       await import('../src/authorities/http.js')
+      const { oidcAuthority } = await import('../src/authorities/oidc.js')
+      // Creating an authority touches nothing either: it looks at the page only when asked to.
+      oidcAuthority({ issuer: 'https://id.example.com', clientId: 'web', redirectUri: 'https://app.example.com/callback' })
       expect(touched).toEqual([])
       // On a server an engine runs in single-tab mode: no channel, no lock, no shared session.
       const { createAuth } = await import('../src/index.js')

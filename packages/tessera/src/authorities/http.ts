@@ -1,4 +1,5 @@
 import { TesseraError, type Authority, type TesseraErrorCode, type TokenSet } from '../index.js'
+import { retryAfter } from './retry-after.js'
 
 /** Paths of a JSON token server, relative to `baseUrl`. `me: null` means the server has no profile endpoint. */
 export interface HttpEndpoints {
@@ -55,14 +56,6 @@ const defaults: HttpEndpoints = {
   forgotPassword: '/forgot-password',
   resetPassword: '/reset-password',
   changePassword: '/change-password',
-}
-
-/** Seconds or an HTTP date, as milliseconds from now. */
-function retryAfter(res: Response): number | undefined {
-  const v = res.headers.get('retry-after')
-  if (!v) return undefined
-  const ms = /^\d+$/.test(v) ? Number(v) * 1000 : Date.parse(v) - Date.now()
-  return Number.isFinite(ms) ? Math.max(0, ms) : undefined
 }
 
 /**

@@ -1,4 +1,5 @@
 import * as oauth from 'oauth4webapi'
+import { retryAfter } from './retry-after.js'
 import { TesseraError, isTesseraError, sessionStorageStore, type Authority, type StoragePort, type TokenSet } from '../index.js'
 
 /**
@@ -112,14 +113,6 @@ interface Transaction {
 
 /** Callback parameters dropped from the URL once read (RFC 6749 §4.1.2, RFC 9207, OIDC Session). */
 const CALLBACK_PARAMS = ['code', 'state', 'iss', 'error', 'error_description', 'error_uri', 'session_state']
-
-/** Seconds or an HTTP date, as milliseconds from now. */
-function retryAfter(res: Response): number | undefined {
-  const v = res.headers.get('retry-after')
-  if (!v) return undefined
-  const ms = /^\d+$/.test(v) ? Number(v) * 1000 : Date.parse(v) - Date.now()
-  return Number.isFinite(ms) ? Math.max(0, ms) : undefined
-}
 
 /**
  * What a failure of oauth4webapi may safely carry into a {@link TesseraError}: its codes and the
