@@ -1,22 +1,13 @@
 import { createAlova } from 'alova'
 import adapterFetch from 'alova/fetch'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createAuth, isTesseraError, type Auth } from '../src/index.js'
-import { httpAuthority } from '../src/authorities/http.js'
+import { describe, expect, it } from 'vitest'
+import { isTesseraError, type Auth } from '../src/index.js'
 import { createTesseraAuth } from '../src/transports/alova.js'
-import { FakeClock, FakeEnvironment, FakeServer, flush } from './fakes.js'
-import { fresh, startResourceServer, until, type ResourceServer } from './resource-server.js'
+import { flush } from './fakes.js'
+import { fresh, freshOverHttp, startResourceServer, until, useResourceServer } from './resource-server.js'
 
-let server: ResourceServer
-let other: ResourceServer
-beforeAll(async () => {
-  server = await startResourceServer()
-  other = await startResourceServer()
-})
-afterAll(async () => {
-  await server.close()
-  await other.close()
-})
+const server = useResourceServer()
+const other = useResourceServer()
 
 class HttpError extends Error {
   constructor(readonly status: number) {
@@ -210,15 +201,7 @@ describe('alova: failures settle and surface', () => {
 
 describe('alova: the refresh bypasses alova (P6)', () => {
   it('P6: with an HTTP authority on the same origin, alova never sees the refresh call', async () => {
-    const fake = new FakeServer(new FakeClock())
-    server.use(fake)
-    const auth = createAuth({
-      authority: httpAuthority<unknown, { user: string; password: string }>({ baseUrl: `${server.url}/auth`, endpoints: { me: null } }),
-      allowedOrigins: [server.url],
-      environment: new FakeEnvironment(),
-    })
-    await auth.ready()
-    await auth.login({ user: 'ada', password: 'pw' })
+    const { fake, auth } = await freshOverHttp(server)
     const { alova, seen } = alovaFor(auth)
     fake.revokeAccess()
     const results = await Promise.all(Array.from({ length: 10 }, (_, i) => alova.Get<Body>('/api/data', { params: { i } })))

@@ -1,21 +1,12 @@
 import axios, { AxiosError, type AxiosInstance } from 'axios'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createAuth, isTesseraError } from '../src/index.js'
-import { httpAuthority } from '../src/authorities/http.js'
+import { describe, expect, it } from 'vitest'
+import { isTesseraError } from '../src/index.js'
 import { attachAuth } from '../src/transports/axios.js'
-import { FakeClock, FakeEnvironment, FakeServer, flush } from './fakes.js'
-import { fresh, startResourceServer, until, type ResourceServer } from './resource-server.js'
+import { flush } from './fakes.js'
+import { fresh, freshOverHttp, startResourceServer, until, useResourceServer } from './resource-server.js'
 
-let server: ResourceServer
-let other: ResourceServer
-beforeAll(async () => {
-  server = await startResourceServer()
-  other = await startResourceServer()
-})
-afterAll(async () => {
-  await server.close()
-  await other.close()
-})
+const server = useResourceServer()
+const other = useResourceServer()
 
 async function client(extra?: Parameters<typeof fresh>[1]) {
   const t = await fresh(server, extra)
@@ -185,15 +176,7 @@ describe('axios: failures settle and surface', () => {
 
 describe('axios: the refresh bypasses the instance (P6)', () => {
   it('P6: with an HTTP authority on the same origin, the instance never sees the refresh call', async () => {
-    const fake = new FakeServer(new FakeClock())
-    server.use(fake)
-    const auth = createAuth({
-      authority: httpAuthority<unknown, { user: string; password: string }>({ baseUrl: `${server.url}/auth`, endpoints: { me: null } }),
-      allowedOrigins: [server.url],
-      environment: new FakeEnvironment(),
-    })
-    await auth.ready()
-    await auth.login({ user: 'ada', password: 'pw' })
+    const { fake, auth } = await freshOverHttp(server)
     const api = axios.create({ baseURL: server.url })
     const seen: string[] = []
     // Registered before attachAuth, so it runs after Tessera's request interceptor: it sees every send.

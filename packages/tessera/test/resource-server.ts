@@ -1,7 +1,9 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { afterAll, beforeAll } from 'vitest'
 import { createAuth, isTesseraError, type AuthOptions } from '../src/index.js'
-import { FakeClock, FakeEnvironment, FakeServer } from './fakes.js'
+import { httpAuthority } from '../src/authorities/http.js'
+import { FakeClock, FakeEnvironment, FakeServer, creds } from './fakes.js'
 
 /** One request the resource server received. */
 export interface Hit {
@@ -101,6 +103,17 @@ export async function startResourceServer() {
 export type ResourceServer = Awaited<ReturnType<typeof startResourceServer>>
 
 /**
+ * A resource server for the tests of the calling file: started before them, closed after them.
+ * The returned object is filled in by `beforeAll`, so use it inside tests and hooks only.
+ */
+export function useResourceServer(): ResourceServer {
+  const server = {} as ResourceServer
+  beforeAll(async () => void Object.assign(server, await startResourceServer()))
+  afterAll(async () => server.close?.())
+  return server
+}
+
+/**
  * A logged-in engine over a scripted {@link FakeServer} authority, allowed to send tokens to
  * `origin`. The fake clock never advances by itself: `clock.jump(301_000)` expires the token.
  */
@@ -114,7 +127,7 @@ export async function loggedInEngine(fake: FakeServer, clock: FakeClock, origin:
     ...extra,
   })
   await auth.ready()
-  await auth.login({ user: 'ada', password: 'pw' })
+  await auth.login(creds)
   return auth
 }
 
@@ -134,4 +147,21 @@ export async function until(condition: () => boolean, ms = 2_000) {
     if (Date.now() > end) throw new Error('condition not met in time')
     await new Promise((r) => setTimeout(r, 2))
   }
+}
+
+/**
+ * A fresh token state served by `server` and a logged-in engine whose authority is `httpAuthority`
+ * on that same origin (`/auth/*`): the refresh is a real HTTP call a transport could see.
+ */
+export async function freshOverHttp(server: ResourceServer) {
+  const fake = new FakeServer(new FakeClock())
+  server.use(fake)
+  const auth = createAuth({
+    authority: httpAuthority<unknown, { user: string; password: string }>({ baseUrl: `${server.url}/auth`, endpoints: { me: null } }),
+    allowedOrigins: [server.url],
+    environment: new FakeEnvironment(),
+  })
+  await auth.ready()
+  await auth.login(creds)
+  return { fake, auth }
 }

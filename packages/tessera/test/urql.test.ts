@@ -1,22 +1,13 @@
 import { Client, fetchExchange, gql, mapExchange, type OperationResult } from '@urql/core'
 import { pipe, subscribe } from 'wonka'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createAuth, isTesseraError, type Auth } from '../src/index.js'
-import { httpAuthority } from '../src/authorities/http.js'
+import { describe, expect, it } from 'vitest'
+import { isTesseraError, type Auth } from '../src/index.js'
 import { authExchange, type UrqlAuthOptions } from '../src/transports/urql.js'
-import { FakeClock, FakeEnvironment, FakeServer, flush } from './fakes.js'
-import { fresh, startResourceServer, until, type ResourceServer } from './resource-server.js'
+import { flush } from './fakes.js'
+import { fresh, freshOverHttp, until, useResourceServer } from './resource-server.js'
 
-let server: ResourceServer
-let other: ResourceServer
-beforeAll(async () => {
-  server = await startResourceServer()
-  other = await startResourceServer()
-})
-afterAll(async () => {
-  await server.close()
-  await other.close()
-})
+const server = useResourceServer()
+const other = useResourceServer()
 
 const Me = gql`
   query Me($n: Int) {
@@ -182,15 +173,7 @@ describe('urql: failures settle and surface', () => {
 
 describe('urql: the refresh bypasses the exchange pipeline (P6)', () => {
   it('P6: with an HTTP authority on the same origin, the exchanges only ever see GraphQL operations', async () => {
-    const fake = new FakeServer(new FakeClock())
-    server.use(fake)
-    const auth = createAuth({
-      authority: httpAuthority<unknown, { user: string; password: string }>({ baseUrl: `${server.url}/auth`, endpoints: { me: null } }),
-      allowedOrigins: [server.url],
-      environment: new FakeEnvironment(),
-    })
-    await auth.ready()
-    await auth.login({ user: 'ada', password: 'pw' })
+    const { fake, auth } = await freshOverHttp(server)
     const seen: string[] = []
     const record = mapExchange({ onOperation: (op) => void seen.push(`${op.kind} ${op.context.url}`) })
     const client = new Client({ url: `${server.url}/graphql`, exchanges: [authExchange(auth), record, fetchExchange], requestPolicy: 'network-only' })
