@@ -1,13 +1,14 @@
 import { fail, type TesseraError } from './errors.js'
 import { transition, type AuthEvent, type SessionState } from './machine.js'
-import { abortable, classify, defaultRetry, retry, toTesseraError } from './retry.js'
-import { decodeSession, encodeSession } from './stored.js'
-import { createTabs, type SessionId, type TabMessage } from './tabs.js'
+import { abortable, defaultRetry, isRejection, retry, timed, toTesseraError } from './retry.js'
+import { createEmitter } from './events.js'
+import { sessionStore } from './stored.js'
+import { createTabs, idOf, newer, type SessionId, type TabMessage } from './tabs.js'
 import { decodeJwt, parseTokenResponse, type TokenSet } from './tokens.js'
 import type { ActionName, ActionState, Auth, AuthEventName, AuthNotice, AuthOptions, AuthSnapshot, Grant, WaitOptions } from './types.js'
 import { systemClock } from '../ports/clock.js'
 import { browserEnvironment } from '../ports/environment.js'
-import { memoryStorage, type StoragePort } from '../ports/storage.js'
+import { memoryStorage } from '../ports/storage.js'
 import { broadcastChannel } from '../ports/channel.js'
 import { webLocks } from '../ports/lock.js'
 import { createAuthFetch } from '../transports/fetch.js'
@@ -50,7 +51,6 @@ export function createAuth<User = unknown, Credentials = unknown>(
   const { authority, key = 'tessera', leeway = 60_000, clock = systemClock, random = Math.random } = options
   const policy = { ...defaultRetry, ...options.retry }
   const allowed = (options.allowedOrigins ?? []).map((o) => new URL(o).origin)
-  let storage: StoragePort = options.storage ?? memoryStorage()
 
   let state: SessionState<User> = { status: 'initializing', refreshing: false, tokens: null, generation: 0, user: null, error: null }
   let actions: AuthSnapshot<User>['actions'] = { login: IDLE, logout: IDLE, refresh: IDLE }
@@ -63,35 +63,14 @@ export function createAuth<User = unknown, Credentials = unknown>(
   let timer: unknown
   let disposed = false
   let changed = deferred<void>()
-  let writes = Promise.resolve()
   let remote = false // the change being dispatched came from another tab: do not echo it
   let lastEnded: SessionId | null = null // the newest session this tab saw end: news of it or older is stale
 
-  const handlers = new Map<AuthEventName | 'change', Set<(n: AuthNotice<User>) => void>>()
-  const queue: (() => void)[] = []
-  let flushing = false
-
-  // ── notifications: queued, delivered after state changed, never re-entered (P16) ──
-  function notify(task: () => void) {
-    queue.push(task)
-    if (flushing) return
-    flushing = true
-    while (queue.length)
-      try {
-        queue.shift()!()
-      } catch (e) {
-        queueMicrotask(() => {
-          throw e
-        })
-      }
-    flushing = false
-  }
-  function emit(type: AuthEventName | 'change', extra?: Partial<AuthNotice<User>>) {
-    notify(() => {
-      const notice = { type, snapshot: getSnapshot(), ...extra } as AuthNotice<User>
-      for (const h of handlers.get(type) ?? []) h(notice)
-    })
-  }
+  // ── notifications: queued, delivered after the state changed, never re-entered (P16) ──
+  const events = createEmitter<AuthNotice<User>>()
+  const emit = (type: AuthEventName | 'change', extra?: Partial<AuthNotice<User>>) =>
+    events.emit(type, () => ({ type, snapshot: getSnapshot(), ...extra }) as AuthNotice<User>)
+  const store = sessionStore<User>(options.storage ?? memoryStorage(), key, (error) => emit('storage-error', { error }))
   const changedSnapshot = () => {
     snapshot = null
     emit('change')
@@ -125,7 +104,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
     const [next, notices] = transition(prev, event)
     if (next === prev) return false
     state = next
-    if (next.tokens !== prev.tokens || next.user !== prev.user) persist()
+    if (next.tokens !== prev.tokens || next.user !== prev.user) store.write(next.tokens, next.user)
     if (next.tokens !== prev.tokens) {
       cooldownUntil = 0 // new tokens: whatever outage there was is over
       arm()
@@ -139,7 +118,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
     if (!remote && next.tokens && (event.type === 'login.succeeded' || event.type === 'user.loaded'))
       tabs.post({ type: 'session', tokens: next.tokens, user: next.user })
     if (prev.tokens && !next.tokens) sawEnd(prev.tokens)
-    if (!remote && prev.tokens && event.type === 'logout') tabs.post({ type: 'end', expired: false, session: id(prev.tokens) })
+    if (!remote && prev.tokens && event.type === 'logout') tabs.post({ type: 'end', expired: false, session: idOf(prev.tokens) })
     changedSnapshot()
     if (next.status !== prev.status) emit('transition', { from: prev.status, event: event.type })
     for (const n of notices) emit(n, { error: next.error ?? undefined })
@@ -164,19 +143,6 @@ export function createAuth<User = unknown, Credentials = unknown>(
       () => set({ status: 'fulfilled', error: null }),
       (e) => set({ status: 'rejected', error: toTesseraError(e, 'LOGIN_FAILED') }),
     )
-  }
-
-  // ── storage: writes in order; a storage that throws is replaced by memory (P20) ──
-  function useStorage(op: (s: StoragePort) => unknown): Promise<unknown> {
-    return (async () => await op(storage))().catch((cause) => {
-      storage = memoryStorage()
-      emit('storage-error', { error: fail('STORAGE_UNAVAILABLE', 'Storage failed; using memory', { cause }) })
-      return op(storage)
-    })
-  }
-  function persist() {
-    const { tokens, user } = state
-    writes = writes.then(() => useStorage((s) => (tokens ? s.set(key, encodeSession(tokens, user)) : s.remove(key)))).then(noop)
   }
 
   // ── proactive refresh: a timer is only a hint to look at the clock again (P14) ──
@@ -209,7 +175,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
     tabs
       .withLock(async () => {
         // Another tab may have refreshed while this one waited: take its result, spend nothing (P10).
-        const stored = await readStored().catch(noop)
+        const stored = await store.read().catch(noop)
         if (stored && stored.tokens.accessToken !== before.accessToken && valid(stored.tokens)) return stored.tokens
         const refreshToken = state.tokens?.refreshToken
         // The outcome is told to the other tabs before the lock is released, so a tab that gets
@@ -224,8 +190,8 @@ export function createAuth<User = unknown, Credentials = unknown>(
           const { code, message, status } = e as TesseraError
           if (!signal.aborted)
             tabs.post(
-              classify(e) === 'rejected'
-                ? { type: 'end', expired: true, session: id(before) }
+              isRejection(e)
+                ? { type: 'end', expired: true, session: idOf(before) }
                 : { type: 'cooldown', until: cooldownEnd(e as TesseraError), code, message, status },
             )
           throw e
@@ -246,7 +212,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
       },
       (error: TesseraError) => {
         if (inflight !== d) return
-        if (classify(error) === 'rejected') {
+        if (isRejection(error)) {
           inflight = null
           const expired = fail('SESSION_EXPIRED', 'Session expired', { cause: error, status: error.status })
           dispatch({ type: 'refresh.rejected', error: expired })
@@ -294,7 +260,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
         refreshed = true
       } catch (e) {
         // A failed proactive refresh keeps a token that is still valid (P11).
-        if (!rejected && valid(t) && state.generation === generation && classify(e) !== 'rejected' && state.status === 'authenticated')
+        if (!rejected && valid(t) && state.generation === generation && !isRejection(e) && state.status === 'authenticated')
           return { token: t.accessToken, generation }
         throw e
       }
@@ -312,7 +278,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
     if (!authority.fetchUser || !t) return
     const session = state.tokens
     try {
-      const user = await timed((signal) => authority.fetchUser!(t.accessToken, signal))
+      const user = await call((signal) => authority.fetchUser!(t.accessToken, signal))
       if (state.status === 'authenticated' && subject(state.tokens!) === subject(session!)) dispatch({ type: 'user.loaded', user })
     } catch (e) {
       emit('user-error', { error: toTesseraError(e, 'NETWORK_ERROR') })
@@ -325,7 +291,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
     const ctrl = (loginCtrl = new AbortController())
     dispatch({ type: 'login.started' })
     const run = (async () => {
-      const tokens = parseTokenResponse(await timed((signal) => authority.login(credentials, signal), ctrl.signal), clock.now())
+      const tokens = parseTokenResponse(await call((signal) => authority.login(credentials, signal), ctrl.signal), clock.now())
       if (loginCtrl !== ctrl) throw 0
       loginCtrl = null
       dispatch({ type: 'login.succeeded', tokens })
@@ -360,24 +326,8 @@ export function createAuth<User = unknown, Credentials = unknown>(
     return inflight ? (inflight.shared ??= p.then(noop)) : p.then(noop)
   }
 
-  async function readStored() {
-    const raw = await useStorage((s) => s.get(key))
-    return raw == null ? null : decodeSession<User>(raw as string)
-  }
-
   /** Calls the authority with a timeout: nothing it does may keep the engine waiting forever (I2). */
-  async function timed<T>(call: (signal: AbortSignal) => Promise<T>, outer?: AbortSignal): Promise<T> {
-    const ctrl = new AbortController()
-    const stop = () => ctrl.abort(outer!.reason)
-    outer?.addEventListener('abort', stop)
-    const timer = clock.setTimeout(() => ctrl.abort(fail('TIMEOUT', `No answer within ${policy.timeout} ms`)), policy.timeout)
-    try {
-      return await abortable(call(ctrl.signal), ctrl.signal)
-    } finally {
-      clock.clearTimeout(timer)
-      outer?.removeEventListener('abort', stop)
-    }
-  }
+  const call = <T>(fn: (signal: AbortSignal) => Promise<T>, outer?: AbortSignal) => timed(fn, policy.timeout, clock, outer)
 
   async function restore() {
     // A callback in the URL (OIDC) is this page's own login: it comes before anything stored or shared.
@@ -385,7 +335,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
     let restored: { tokens: TokenSet; user: User | null } | null = null
     if (!callback)
       try {
-        restored = await readStored()
+        restored = await store.read()
         if (restored && !restored.tokens.refreshToken && !valid(restored.tokens)) restored = null
       } catch (error) {
         emit('storage-error', { error: error as TesseraError })
@@ -397,7 +347,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
       if (state.status !== 'initializing') return
     }
     if (!restored && authority.restore) {
-      const body = await timed((signal) => authority.restore!(signal))
+      const body = await call((signal) => authority.restore!(signal))
       if (body != null) {
         restored = { tokens: parseTokenResponse(body, clock.now()), user: null }
         tabs.post({ type: 'session', ...restored })
@@ -408,12 +358,8 @@ export function createAuth<User = unknown, Credentials = unknown>(
   }
 
   // ── across tabs: one truth per session key (I7) ──
-  /** Whether session `a` is newer than `b`: receipt time, then the token itself as a tie-break every tab agrees on. */
-  const newer = (a: SessionId, b: SessionId | null) =>
-    !b || a.receivedAt > b.receivedAt || (a.receivedAt === b.receivedAt && a.accessToken > b.accessToken)
-  const id = ({ receivedAt, accessToken }: TokenSet): SessionId => ({ receivedAt, accessToken })
   function sawEnd(session: SessionId) {
-    if (newer(session, lastEnded)) lastEnded = id(session as TokenSet)
+    if (newer(session, lastEnded)) lastEnded = idOf(session)
   }
   function adoptRemote(tokens: TokenSet, user: User | null) {
     const d = inflight
@@ -452,12 +398,8 @@ export function createAuth<User = unknown, Credentials = unknown>(
 
   const auth: Auth<User, Credentials> = {
     getSnapshot,
-    subscribe: (listener) => auth.on('change' as AuthEventName, listener),
-    on(type, handler) {
-      const set = handlers.get(type) ?? new Set()
-      handlers.set(type, set.add(handler))
-      return () => void set.delete(handler)
-    },
+    subscribe: (listener) => events.on('change', listener),
+    on: events.on,
     login,
     logout,
     refresh,

@@ -19,25 +19,18 @@ export interface RetryPolicy {
 export const defaultRetry: RetryPolicy = { attempts: 4, timeout: 10_000, baseDelay: 500, maxDelay: 30_000, cooldown: 30_000 }
 
 /**
- * The decision ladder (P11): a definite rejection ends the session, a transient failure is
- * retried, anything else (a bug, a malformed response) is reported without retrying.
+ * The decision ladder (P11), on errors already made typed by {@link toTesseraError}: a definite
+ * rejection ends the session; a network failure or a timeout is retried; anything else (a bug, a
+ * malformed response) is reported without retrying.
  */
-export function classify(error: unknown): 'rejected' | 'transient' | 'fatal' {
-  if (isTesseraError(error))
-    return error.code === 'INVALID_GRANT' || error.code === 'SESSION_EXPIRED'
-      ? 'rejected'
-      : error.code === 'NETWORK_ERROR' || error.code === 'TIMEOUT'
-        ? 'transient'
-        : 'fatal'
-  const name = (error as Error | null)?.name
-  // fetch rejects with a TypeError when the network fails, and AbortError/TimeoutError on abort.
-  return name === 'TypeError' || name === 'AbortError' || name === 'TimeoutError' ? 'transient' : 'fatal'
-}
+export const isRejection = (e: unknown) => isTesseraError(e, 'INVALID_GRANT') || isTesseraError(e, 'SESSION_EXPIRED')
+const isTransient = (e: TesseraError) => e.code === 'NETWORK_ERROR' || e.code === 'TIMEOUT'
 
 /** Turns any thrown value into a {@link TesseraError}, using `code` for what is not recognisable. */
 export function toTesseraError(error: unknown, code: TesseraError['code']): TesseraError {
   if (isTesseraError(error)) return error
   const name = (error as Error | null)?.name
+  // fetch rejects with a TypeError when the network fails, and AbortError/TimeoutError on abort.
   if (name === 'AbortError' || name === 'TimeoutError') return fail('TIMEOUT', 'The request timed out', { cause: error })
   if (name === 'TypeError') return fail('NETWORK_ERROR', 'The server could not be reached', { cause: error })
   return fail(code, String((error as Error | null)?.message ?? error), { cause: error })
@@ -54,6 +47,30 @@ export function abortable<T>(promise: Promise<T>, signal?: AbortSignal | null): 
   })
 }
 
+/** Waits `ms` on `clock`; rejects with the signal's reason if `signal` aborts first. */
+export function sleep(ms: number, clock: Clock, signal?: AbortSignal): Promise<void> {
+  let timer: unknown
+  return abortable(new Promise<void>((r) => (timer = clock.setTimeout(r, ms))), signal).finally(() => clock.clearTimeout(timer))
+}
+
+/**
+ * Calls `call` with a signal that aborts after `ms` (with a `TIMEOUT` error) or when `outer`
+ * aborts, and races the call against that signal: nothing it does may keep a caller waiting for
+ * ever, even if it ignores its signal (I2).
+ */
+export async function timed<T>(call: (signal: AbortSignal) => Promise<T>, ms: number, clock: Clock, outer?: AbortSignal): Promise<T> {
+  const ctrl = new AbortController()
+  const stop = () => ctrl.abort(outer!.reason)
+  outer?.addEventListener('abort', stop)
+  const timer = clock.setTimeout(() => ctrl.abort(fail('TIMEOUT', `No answer within ${ms} ms`)), ms)
+  try {
+    return await abortable(call(ctrl.signal), ctrl.signal)
+  } finally {
+    clock.clearTimeout(timer)
+    outer?.removeEventListener('abort', stop)
+  }
+}
+
 /**
  * Runs `task` with a timeout per attempt and exponential backoff with jitter between transient
  * failures. Stops at once when `signal` aborts. Rejects with a {@link TesseraError}.
@@ -65,28 +82,17 @@ export async function retry<T>(
   signal: AbortSignal,
   random: () => number,
 ): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    const ctrl = new AbortController()
-    const stop = () => ctrl.abort(signal.reason)
-    signal.addEventListener('abort', stop)
-    const timer = clock.setTimeout(() => ctrl.abort(fail('TIMEOUT', `Refresh attempt took over ${policy.timeout} ms`)), policy.timeout)
-    let error: TesseraError
+  for (let attempt = 0; ; ) {
     try {
-      // Raced against the signal: an authority that ignores its signal still cannot hang us (I2).
-      return await abortable(task(ctrl.signal), ctrl.signal)
+      return await timed(task, policy.timeout, clock, signal)
     } catch (e) {
-      error = toTesseraError(e, 'NETWORK_ERROR')
+      const error = toTesseraError(e, 'NETWORK_ERROR')
+      const wait = error.retryAfter ?? 0
       // A server asking for a longer wait than we would ever back off ends the cycle; the
       // cooldown then honours its wait (I2: nobody waits on a retry for an hour).
-      if (signal.aborted || attempt >= policy.attempts || classify(e) !== 'transient' || (error.retryAfter ?? 0) > policy.maxDelay) throw error
-    } finally {
-      clock.clearTimeout(timer)
-      signal.removeEventListener('abort', stop)
+      if (signal.aborted || ++attempt >= policy.attempts || !isTransient(error) || wait > policy.maxDelay) throw error
+      const backoff = Math.min(policy.maxDelay, policy.baseDelay * 2 ** (attempt - 1)) * (0.5 + random() / 2)
+      await sleep(Math.max(backoff, wait), clock, signal)
     }
-    const backoff = Math.min(policy.maxDelay, policy.baseDelay * 2 ** (attempt - 1)) * (0.5 + random() / 2)
-    let wake: unknown
-    await abortable(new Promise<void>((r) => (wake = clock.setTimeout(r, Math.max(backoff, error.retryAfter ?? 0)))), signal).finally(
-      () => clock.clearTimeout(wake),
-    )
   }
 }

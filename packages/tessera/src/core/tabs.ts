@@ -1,6 +1,6 @@
 import { fail, type TesseraErrorCode } from './errors.js'
-import { abortable } from './retry.js'
-import { isTokenSet, type TokenSet } from './tokens.js'
+import { sleep } from './retry.js'
+import { isSessionId, isTokenSet, type TokenSet } from './tokens.js'
 import type { Clock } from '../ports/clock.js'
 import type { ChannelPort } from '../ports/channel.js'
 import type { LockPort } from '../ports/lock.js'
@@ -16,18 +16,23 @@ export type TabMessage<User = unknown> =
   | { type: 'cooldown'; until: number; code: TesseraErrorCode; message: string; status?: number } // P12, shared
   | { type: 'refreshing' } // heartbeat of the tab holding the refresh lock
 
-const str = (v: unknown) => typeof v === 'string' && v !== ''
-const num = (v: unknown) => Number.isFinite(v)
+/** Whether session `a` is newer than `b`: receipt time, then the token itself as a tie-break every tab agrees on. */
+export const newer = (a: SessionId, b: SessionId | null) =>
+  !b || a.receivedAt > b.receivedAt || (a.receivedAt === b.receivedAt && a.accessToken > b.accessToken)
+
+/** The {@link SessionId} of a token set. */
+export const idOf = ({ receivedAt, accessToken }: SessionId): SessionId => ({ receivedAt, accessToken })
 
 /** Messages come from other code on the origin: anything malformed is ignored (I8). */
-export function readMessage<User>(m: unknown): TabMessage<User> | null {
-  const x = m as Record<string, unknown> & { session?: Partial<SessionId> }
+function readMessage<User>(m: unknown): TabMessage<User> | null {
+  const x = m as Record<string, unknown> | null
+  const type = x?.type
   const ok =
-    x?.type === 'hello' ||
-    x?.type === 'refreshing' ||
-    (x?.type === 'end' && typeof x.expired === 'boolean' && str(x.session?.accessToken) && num(x.session?.receivedAt)) ||
-    (x?.type === 'cooldown' && num(x.until) && str(x.code) && typeof x.message === 'string') ||
-    (x?.type === 'session' && isTokenSet(x.tokens))
+    type === 'hello' ||
+    type === 'refreshing' ||
+    (type === 'end' && typeof x!.expired === 'boolean' && isSessionId(x!.session)) ||
+    (type === 'cooldown' && Number.isFinite(x!.until) && typeof x!.code === 'string' && typeof x!.message === 'string') ||
+    (type === 'session' && isTokenSet(x!.tokens))
   return ok ? (m as TabMessage<User>) : null
 }
 
@@ -103,7 +108,7 @@ export function createTabs<User>(
       // tab let go, but a channel does not promise to deliver before a lock is granted. Give it one
       // round; if it arrives, the engine adopts it and aborts `signal` (P10). Inside the `try`, so
       // the lock is released either way.
-      if (clock.now() - lastBeat < patience) await abortable(new Promise<void>((r) => clock.setTimeout(r, settle)), signal)
+      if (clock.now() - lastBeat < patience) await sleep(settle, clock, signal)
       heartbeat()
       return await task()
     } finally {

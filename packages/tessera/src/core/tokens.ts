@@ -49,14 +49,13 @@ const isToken = (v: unknown): v is string => typeof v === 'string' && TOKEN.test
  * @internal
  */
 export function isTokenSet(value: unknown): value is TokenSet {
-  const t = value as Partial<TokenSet> | null
-  return (
-    isToken(t?.accessToken) &&
-    [t.refreshToken, t.idToken].every((v) => v === undefined || isToken(v)) &&
-    (t.expiresAt === null || Number.isFinite(t.expiresAt)) &&
-    Number.isFinite(t.receivedAt)
-  )
+  const t = value as TokenSet
+  return isSessionId(t) && [t.refreshToken, t.idToken].every((v) => v === undefined || isToken(v)) && (t.expiresAt === null || Number.isFinite(t.expiresAt))
 }
+
+/** Whether `value` names a session as tabs do: a header-safe access token and its receipt time. @internal */
+export const isSessionId = (value: unknown): value is Pick<TokenSet, 'accessToken' | 'receivedAt'> =>
+  isToken((value as TokenSet | null)?.accessToken) && Number.isFinite((value as TokenSet).receivedAt)
 
 function token(body: Record<string, unknown>, names: string[], required: boolean): string | undefined {
   const name = names.find((n) => body[n] != null)
