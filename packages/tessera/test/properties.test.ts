@@ -1,7 +1,8 @@
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createAuth, isTesseraError, type AuthStatus } from '../src/index.js'
-import { FakeClock, FakeServer, flush, type Outcome } from './fakes.js'
+import { flush, type Outcome } from './fakes.js'
+import { oneRefreshAtATime, propertyWorld, track, type Sent } from './kit.js'
 
 /**
  * Random interleavings of requests, 401s, refresh outcomes, logouts, logins and clock jumps,
@@ -47,14 +48,10 @@ const noop = () => {}
 
 async function run(s: fc.Scheduler, steps: { command: Command; release: number }[]) {
   schedules++
-  const clock = new FakeClock()
-  const server = new FakeServer(clock)
-  server.ttl = 120
-  const violations: string[] = []
-  const fail = (v: string) => violations.push(v)
+  const { clock, server, violations, fail } = propertyWorld()
 
   // I1: count refresh attempts in flight from the engine's point of view.
-  let inFlight = 0
+  const oneAtATime = oneRefreshAtATime(fail)
   let rejectionsServed = 0
   // The scheduler decides when a refresh request reaches the server; one the engine already
   // abandoned never does (a lost request). A lost *response* after rotation is the server's
@@ -71,15 +68,7 @@ async function run(s: fc.Scheduler, steps: { command: Command; release: number }
     login: s.scheduleFunction(async function login(c: { user: string; password: string }) {
       return server.authority.login(c)
     }),
-    refresh: (rt: string | undefined, signal: AbortSignal) => {
-      if (++inFlight > 1) fail(`I1: ${inFlight} refreshes in flight`)
-      let done = false
-      const end = () => {
-        if (!done) (done = true), inFlight--
-      }
-      signal.addEventListener('abort', end)
-      return refresh(rt, signal).finally(end)
-    },
+    refresh: (rt: string | undefined, signal: AbortSignal) => oneAtATime(signal, () => refresh(rt, signal)),
   }
 
   // I3/I4: watch every request the resource server receives.
@@ -113,7 +102,7 @@ async function run(s: fc.Scheduler, steps: { command: Command; release: number }
   })
   const unhandled: unknown[] = []
 
-  const requests: { settled: boolean; id: string }[] = []
+  const requests: Sent[] = []
   let nextId = 0
   let loggedOutSinceLogin = false
   const ended = () => {
@@ -138,15 +127,8 @@ async function run(s: fc.Scheduler, steps: { command: Command; release: number }
     switch (c.type) {
       case 'request':
         for (let i = 0; i < c.n; i++) {
-          const r = { settled: false, id: String(nextId++) }
-          requests.push(r)
-          auth
-            .fetch('/api/data', { headers: { 'x-id': r.id } })
-            .then(
-              (res) => res.status === 200 || res.status === 401 || fail(`unexpected status ${res.status}`),
-              (e) => isTesseraError(e) || fail(`I8: untyped rejection ${String(e)}`),
-            )
-            .finally(() => (r.settled = true))
+          const sent = auth.fetch('/api/data', { headers: { 'x-id': String(nextId++) } })
+          requests.push(track(sent, fail, (res) => res.status === 200 || res.status === 401 || fail(`unexpected status ${res.status}`)))
         }
         break
       case 'revoke':

@@ -1,7 +1,8 @@
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createAuth, isTesseraError, type Auth, type ChannelPort, type LockPort } from '../src/index.js'
-import { FakeClock, FakeServer, flush, type Outcome } from './fakes.js'
+import { flush, type Outcome } from './fakes.js'
+import { oneRefreshAtATime, propertyWorld, track, type Sent } from './kit.js'
 
 /**
  * Several tabs of one session over a channel whose deliveries, lock grants and server answers are
@@ -54,11 +55,7 @@ class Network {
 
 async function run(s: Network, steps: { command: Command; release: number }[]) {
   schedules++
-  const clock = new FakeClock()
-  const server = new FakeServer(clock)
-  server.ttl = 120
-  const violations: string[] = []
-  const fail = (v: string) => violations.push(v)
+  const { clock, server, violations, fail } = propertyWorld()
 
   // The channel: every delivery is a scheduled task, in order per sender (as BroadcastChannel).
   const listeners = new Map<number, (m: unknown) => void>()
@@ -105,23 +102,17 @@ async function run(s: Network, steps: { command: Command; release: number }[]) {
       }),
   })
 
-  let inFlight = 0
+  const oneAtATime = oneRefreshAtATime(fail, ' across tabs')
   const authority = {
     ...server.authority,
     login: (c: { user: string; password: string }) => s.schedule('login').then(() => server.authority.login(c)),
-    refresh: (rt: string | undefined, signal: AbortSignal) => {
-      if (++inFlight > 1) fail(`I1: ${inFlight} refreshes in flight across tabs`)
-      let done = false
-      const end = () => void (done || ((done = true), inFlight--))
-      signal.addEventListener('abort', end)
-      return s
-        .schedule(`refresh(${rt})`)
-        .then(() => {
+    refresh: (rt: string | undefined, signal: AbortSignal) =>
+      oneAtATime(signal, () =>
+        s.schedule(`refresh(${rt})`).then(() => {
           if (signal.aborted) throw signal.reason
           return server.authority.refresh(rt, signal)
-        })
-        .finally(end)
-    },
+        }),
+      ),
   }
 
   const sends = new Map<string, number>()
@@ -154,24 +145,16 @@ async function run(s: Network, steps: { command: Command; release: number }[]) {
     for (let i = 0; i < 2_000 && s.count() > 0; i++) await s.deliverOne()
   }
 
-  const requests: { settled: boolean }[] = []
+  const requests: Sent[] = []
   let next = 0
   for (let i = 0; i < 3; i++) open()
   await clock.advance(200, quiet)
   for (const { command: c, release } of steps) {
     const t = 'tab' in c ? tabs[c.tab % tabs.length]! : null
     switch (c.type) {
-      case 'request': {
-        const r = { settled: false }
-        requests.push(r)
-        t!.fetch('/api/data', { headers: { 'x-id': String(next++) } })
-          .then(
-            () => {},
-            (e) => isTesseraError(e) || fail(`I8: untyped rejection ${String(e)}`),
-          )
-          .finally(() => (r.settled = true))
+      case 'request':
+        requests.push(track(t!.fetch('/api/data', { headers: { 'x-id': String(next++) } }), fail))
         break
-      }
       case 'revoke':
         server.revokeAccess()
         break
