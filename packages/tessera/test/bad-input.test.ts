@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAuth, decodeJwt, isTesseraError, parseTokenResponse, type Auth, type TesseraErrorCode } from '../src/index.js'
 import { httpAuthority } from '../src/authorities/http.js'
 import { b64, badStoredBlobs, badTokenResponses, jwt } from './corpus-data.js'
-import { FakeClock, FakeEnvironment, FakeServer, FakeStorage, setup } from './fakes.js'
+import { FakeClock, FakeEnvironment, FakeServer, setup } from './fakes.js'
+import { expectBadStoredSessionIgnored } from './kit.js'
 import { TRANSPORTS, senders } from './transport-kit.js'
 
 /**
@@ -75,17 +76,7 @@ const badStored: [string, string][] = [
 describe('I8: corrupted storage, more shapes', () => {
   it.each(badStored)('%s → no session, a storage-error event, sign-in still works', async (_, raw) => {
     tried.stored++
-    const storage = new FakeStorage()
-    storage.map.set('tessera', raw)
-    const { auth, server } = setup({ storage })
-    const errors: string[] = []
-    auth.on('storage-error', (n) => void errors.push(n.error!.code))
-    await auth.ready()
-    expect(auth.getSnapshot()).toMatchObject({ status: 'unauthenticated', error: null })
-    expect(errors).toEqual(['INVALID_STORED_SESSION'])
-    expect(server.refreshCalls + server.loginCalls).toBe(0)
-    await auth.login({ user: 'a', password: 'pw' })
-    expect(auth.getSnapshot().status).toBe('authenticated')
+    await expectBadStoredSessionIgnored(raw)
   })
 })
 

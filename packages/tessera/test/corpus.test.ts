@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { decodeJwt, isTesseraError, parseTokenResponse } from '../src/index.js'
-import { FakeStorage, setup } from './fakes.js'
+import { setup } from './fakes.js'
+import { expectBadStoredSessionIgnored } from './kit.js'
 
 import { b64, badStoredBlobs, badTokenResponses, jwt } from './corpus-data.js'
 
@@ -65,17 +66,6 @@ describe('I8: malformed token responses', () => {
 
 describe('I8: corrupted storage', () => {
   it.each(badStoredBlobs)('%s → no session, a storage-error event, no network call', async (_, raw) => {
-    const storage = new FakeStorage()
-    storage.map.set('tessera', raw)
-    const { auth, server } = setup({ storage })
-    const errors: string[] = []
-    auth.on('storage-error', (n) => errors.push(n.error!.code))
-    await auth.ready()
-    expect(auth.getSnapshot()).toMatchObject({ status: 'unauthenticated', error: null })
-    expect(errors).toEqual(['INVALID_STORED_SESSION'])
-    expect(server.refreshCalls + server.loginCalls).toBe(0)
-    // sign-in still works and overwrites the garbage
-    await auth.login({ user: 'a', password: 'pw' })
-    expect(auth.getSnapshot().status).toBe('authenticated')
+    await expectBadStoredSessionIgnored(raw)
   })
 })
