@@ -45,6 +45,22 @@ function client(extra: { storage?: StoragePort; fetch?: typeof fetch; refreshTok
   })
   return { auth, authority }
 }
+
+/** A client signed in as the registered user, and the tokens it has stored at the moment. */
+async function signedIn() {
+  const storage = new FakeStorage()
+  const { auth } = client({ storage })
+  await auth.ready()
+  await auth.login({ email, password })
+  return { auth, stored: () => JSON.parse(storage.map.get('tessera')!).tokens as { refreshToken: string } }
+}
+/** POST /auth/refresh with `refreshToken`, straight to the server, as someone holding a copy of it would. */
+const presentRefreshToken = (refreshToken: string) =>
+  fetch(`${server.url}/auth/refresh`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ refresh_token: refreshToken }),
+  })
 const stats = async () => (await (await fetch(`${server.url}/__stats`)).json()) as { refresh: { calls: number; succeeded: number; reuseDetected: number } }
 
 describe('httpAuthority against the reference server', () => {
@@ -73,12 +89,9 @@ describe('httpAuthority against the reference server', () => {
   })
 
   it('login → authed request → expiry → refresh with rotation → the user stays', async () => {
-    const storage = new FakeStorage()
-    const { auth } = client({ storage })
-    await auth.ready()
-    await auth.login({ email, password })
+    const { auth, stored } = await signedIn()
     expect(auth.getSnapshot()).toMatchObject({ status: 'authenticated', user: { email, name: 'Ada' } })
-    const first = JSON.parse(storage.map.get('tessera')!).tokens
+    const first = stored()
     expect((await auth.fetch(`${server.url}/api/data`)).status).toBe(200)
     const before = (await stats()).refresh.succeeded
     clock.jump(301_000) // the access token expired on both clocks
@@ -87,24 +100,17 @@ describe('httpAuthority against the reference server', () => {
     expect(await res.json()).toMatchObject({ body: { n: 1 } })
     expect((await stats()).refresh.succeeded).toBe(before + 1)
     await flush()
-    const second = JSON.parse(storage.map.get('tessera')!).tokens
+    const second = stored()
     expect(second.refreshToken).not.toBe(first.refreshToken) // rotated
     expect(auth.getSnapshot().generation).toBe(2)
     auth.dispose()
   })
 
   it('a reused refresh token revokes the family: the next refresh ends the client session (SESSION_EXPIRED)', async () => {
-    const storage = new FakeStorage()
-    const { auth } = client({ storage })
-    await auth.ready()
-    await auth.login({ email, password })
-    const stolen = JSON.parse(storage.map.get('tessera')!).tokens.refreshToken
+    const { auth, stored } = await signedIn()
+    const stolen = stored().refreshToken
     await auth.refresh() // rotates: `stolen` is now used
-    const replay = await fetch(`${server.url}/auth/refresh`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ refresh_token: stolen }),
-    })
+    const replay = await presentRefreshToken(stolen)
     expect(replay.status).toBe(400)
     expect((await replay.json()).error).toBe('invalid_grant')
     await expect(auth.refresh()).rejects.toMatchObject({ code: 'SESSION_EXPIRED', status: 400 })
@@ -113,17 +119,10 @@ describe('httpAuthority against the reference server', () => {
   })
 
   it('logout revokes the refresh token on the server', async () => {
-    const storage = new FakeStorage()
-    const { auth } = client({ storage })
-    await auth.ready()
-    await auth.login({ email, password })
-    const rt = JSON.parse(storage.map.get('tessera')!).tokens.refreshToken
+    const { auth, stored } = await signedIn()
+    const rt = stored().refreshToken
     await auth.logout()
-    const res = await fetch(`${server.url}/auth/refresh`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ refresh_token: rt }),
-    })
+    const res = await presentRefreshToken(rt)
     expect(res.status).toBe(400)
   })
 
