@@ -1,65 +1,33 @@
-import { build, type Plugin } from 'esbuild'
-import { fileURLToPath } from 'node:url'
-import { gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
+import { CORE, measure } from '../bench/measure.js'
 
 /**
  * Size budgets, esbuild min + gzip -9, measured as an app bundles each entry: frameworks and
  * clients external, and for the adapters the core external too (it is their peer).
  *
- * The core's first target was 4 096 bytes; with the cross-tab protocol it is ~6.3 kB today (see
- * the issue notes), so the suite holds the line where it is and fails on any growth.
+ * The core's target in issue 2 was 4 096 bytes. It is not met: `npm run bench -w tessera` prints
+ * what each part costs, and the engine alone (auth.ts, every other part stubbed) bundles to about
+ * 3.4 kB. Until that budget is decided again, the suite holds the line where the core is and fails
+ * on any growth.
  */
 const budgets = {
-  core: 6_400,
+  core: 6_350,
   http: 2_500,
-  adapter: 1_200,
-  binding: 1_536,
-}
-const frameworks = ['axios', '@urql/core', 'wonka', 'alova', 'react', 'react/jsx-runtime', '@refinedev/core', '@tanstack/react-query', 'oauth4webapi']
-
-// The adapters import the engine from the public entry: keep it out of their bundle.
-const coreExternal: Plugin = {
-  name: 'core-external',
-  setup(b) {
-    b.onResolve({ filter: /^\.\.\/index\.js$/ }, () => ({ path: 'tessera', external: true }))
-  },
-}
-
-async function measure(code: { entry: string } | { contents: string }, withCore = false) {
-  const result = await build({
-    ...('entry' in code
-      ? { entryPoints: [fileURLToPath(new URL(`../src/${code.entry}`, import.meta.url))] }
-      : { stdin: { contents: code.contents, resolveDir: fileURLToPath(new URL('..', import.meta.url)), loader: 'ts' as const } }),
-    bundle: true,
-    minify: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    jsx: 'automatic',
-    write: false,
-    external: frameworks,
-    plugins: withCore ? [] : [coreExternal],
-    logLevel: 'silent',
-  })
-  const out = result.outputFiles[0]!.contents
-  return { min: out.length, gzip: gzipSync(out, { level: 9 }).length, text: new TextDecoder().decode(out) }
+  oidc: 3_000,
+  adapter: 1_200, // issue 5
+  binding: 1_536, // issue 6
 }
 
 describe('size budgets (min+gzip)', () => {
   it(`the core (createAuth with auth.fetch and tabs, errors) stays within ${budgets.core} bytes`, async () => {
-    const { min, gzip } = await measure({ contents: "export { createAuth, createAuthFetch, isTesseraError, TesseraError } from './src/index.ts'" }, true)
+    const { min, gzip } = await measure({ contents: CORE }, { withCore: true })
     console.log(`[size] core + fetch + tabs: ${min} B min, ${gzip} B min+gzip (budget ${budgets.core})`)
     expect(gzip).toBeLessThanOrEqual(budgets.core)
   })
 
-  it(`tessera/http stays within ${budgets.http} bytes`, async () => {
-    const { min, gzip } = await measure({ entry: 'authorities/http.ts' })
-    console.log(`[size] http: ${min} B min, ${gzip} B min+gzip (budget ${budgets.http})`)
-    expect(gzip).toBeLessThanOrEqual(budgets.http)
-  })
-
   const entries: [string, keyof typeof budgets][] = [
+    ['authorities/http.ts', 'http'],
+    ['authorities/oidc.ts', 'oidc'],
     ['transports/axios.ts', 'adapter'],
     ['transports/urql.ts', 'adapter'],
     ['transports/alova.ts', 'adapter'],

@@ -1,0 +1,31 @@
+/**
+ * Size benchmark: every entry min+gzip, and what each part of the core costs, measured by
+ * bundling the core with that part replaced by a no-op stand-in (see `measure.ts`). The budgets
+ * themselves are checked by `test/size.test.ts`.
+ *
+ *   npx tsx bench/size.ts      (in packages/tessera; also run by `npm run bench`)
+ */
+import { CORE, measure, parts } from './measure.js'
+
+const entries = ['authorities/http.ts', 'authorities/oidc.ts', 'transports/axios.ts', 'transports/urql.ts', 'transports/alova.ts', 'bindings/react.tsx', 'bindings/refine.ts', 'bindings/tanstack-query.ts']
+
+const core = await measure({ contents: CORE }, { withCore: true })
+console.log('## Sizes (esbuild minify, gzip -9)\n')
+console.log('| entry | min | min+gzip |\n|---|---:|---:|')
+console.log(`| tessera (createAuth + fetch + cross-tab) | ${core.min} | ${core.gzip} |`)
+for (const entry of entries) {
+  const { min, gzip } = await measure({ entry })
+  console.log(`| ${entry} (core external) | ${min} | ${gzip} |`)
+}
+
+console.log('\n## What each part of the core costs (min+gzip bytes it adds to the bundle)\n')
+console.log('| part | bytes | share |\n|---|---:|---:|')
+let rest = core.gzip
+for (const name of Object.keys(parts)) {
+  const { gzip } = await measure({ contents: CORE }, { withCore: true, without: [name] })
+  rest -= core.gzip - gzip
+  console.log(`| ${name} | ${core.gzip - gzip} | ${(((core.gzip - gzip) / core.gzip) * 100).toFixed(0)} % |`)
+}
+console.log(`| engine (auth.ts: state, single flight, grants, verbs, restore, tab glue) and what parts share | ${rest} | ${((rest / core.gzip) * 100).toFixed(0)} % |`)
+const all = await measure({ contents: CORE }, { withCore: true, without: Object.keys(parts) })
+console.log(`\nWith every part above stubbed, the engine alone bundles to ${all.gzip} B min+gzip.`)
