@@ -1,7 +1,8 @@
 /**
  * Size benchmark: every entry min+gzip, and what each part of the core costs, measured by
  * bundling the core with that part replaced by a no-op stand-in (see `measure.ts`). The budgets
- * themselves are checked by `test/size.test.ts`.
+ * themselves are checked by `test/size.test.ts`. The libraries users come from are bundled the same
+ * way beside ours.
  *
  *   npx tsx bench/size.ts      (in packages/tessera; also run by `npm run bench`)
  */
@@ -16,6 +17,19 @@ console.log(`| tessera (createAuth + fetch + cross-tab) | ${core.min} | ${core.g
 for (const entry of entries) {
   const { min, gzip } = await measure({ entry })
   console.log(`| ${entry} (core external) | ${min} | ${gzip} |`)
+}
+
+// What users leave behind, bundled the same way (their frameworks external, as ours are).
+const others: [string, string][] = [
+  ['@auth0/auth0-spa-js (Auth0Client)', "export { Auth0Client } from '@auth0/auth0-spa-js'"],
+  ['oidc-client-ts (UserManager)', "export { UserManager } from 'oidc-client-ts'"],
+  ['@supabase/auth-js (GoTrueClient)', "export { GoTrueClient } from '@supabase/auth-js'"],
+  ['axios-auth-refresh (axios external)', "export { default } from 'axios-auth-refresh'"],
+  ['@urql/exchange-auth (@urql/core, wonka external)', "export { authExchange } from '@urql/exchange-auth'"],
+]
+for (const [name, contents] of others) {
+  const { min, gzip } = await measure({ contents }, { withCore: true })
+  console.log(`| ${name} | ${min} | ${gzip} |`)
 }
 
 console.log('\n## What each part of the core costs (min+gzip bytes it adds to the bundle)\n')
