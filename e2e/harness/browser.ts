@@ -21,7 +21,7 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 /** Flags for a machine with no internet and no GPU; without the background-networking ones Chromium keeps dialling out. */
 export const CHROMIUM_ARGS = [
@@ -191,5 +191,29 @@ export async function launchBrowser(options: { args?: string[]; timeoutMs?: numb
   } catch (error) {
     await close();
     throw error;
+  }
+}
+
+/**
+ * A new tab of `profile` in a window of its own, left on about:blank. A second tab in one window
+ * would make the first a hidden background tab (throttled timers, no requestAnimationFrame): pages
+ * of `profile` get none of Playwright's focus emulation that otherwise keeps every page visible.
+ */
+export async function openWindow({ browser, profile }: { browser: Browser; profile: BrowserContext }): Promise<Page> {
+  const cdp = await browser.newBrowserCDPSession();
+  try {
+    const { targetId } = await cdp.send('Target.createTarget', { url: 'about:blank', newWindow: true });
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      for (const page of profile.pages()) {
+        const session = await profile.newCDPSession(page);
+        const { targetInfo } = await session.send('Target.getTargetInfo').finally(() => session.detach().catch(() => {}));
+        if (targetInfo.targetId === targetId) return page;
+      }
+      await sleep(20);
+    }
+    throw new Error('the new window did not show up as a page');
+  } finally {
+    await cdp.detach().catch(() => {});
   }
 }

@@ -16,8 +16,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { silentLogger, startServer, type FaultSettings, type RunningServer, type ServerOptions, type StatsSnapshot } from '../../packages/server/src/index.ts';
-import { launchBrowser, type LaunchedBrowser } from './browser.ts';
+import { launchBrowser, openWindow, type LaunchedBrowser } from './browser.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -104,28 +105,6 @@ export async function startStack(serverOptions: ServerOptions = {}): Promise<Sta
   const b = launched;
   const s = server;
 
-  // Tabs of the profile open in windows of their own. A second tab in one window would make the
-  // first a hidden background tab (throttled timers, no requestAnimationFrame): pages of `profile`
-  // get none of Playwright's focus emulation that otherwise keeps every page visible.
-  const openWindow = async (): Promise<Page> => {
-    const cdp = await browser.newBrowserCDPSession();
-    try {
-      const { targetId } = await cdp.send('Target.createTarget', { url: 'about:blank', newWindow: true });
-      const deadline = Date.now() + 10_000;
-      while (Date.now() < deadline) {
-        for (const page of profile.pages()) {
-          const session = await profile.newCDPSession(page);
-          const { targetInfo } = await session.send('Target.getTargetInfo').finally(() => session.detach().catch(() => {}));
-          if (targetInfo.targetId === targetId) return page;
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      throw new Error('the new window did not show up as a page');
-    } finally {
-      await cdp.detach().catch(() => {});
-    }
-  };
-
   const newContext = () => browser.newContext({ baseURL: url, viewport: { width: 800, height: 600 } });
   let closing: Promise<void> | undefined;
   return {
@@ -136,7 +115,8 @@ export async function startStack(serverOptions: ServerOptions = {}): Promise<Sta
     version: launched.version,
     newContext,
     async newPage({ context = profile, beforeLoad } = {}) {
-      const page = context === profile ? await openWindow() : await context.newPage();
+      // Tabs of the profile open in windows of their own (see openWindow).
+      const page = context === profile ? await openWindow(launched) : await context.newPage();
       page.setDefaultTimeout(10_000);
       await beforeLoad?.(page);
       await page.goto(`${url}/`, { timeout: 10_000 });
@@ -163,7 +143,7 @@ export async function startStack(serverOptions: ServerOptions = {}): Promise<Sta
     async resetProfile() {
       await Promise.all(profile.pages().map((p) => p.close()));
       await profile.clearCookies();
-      const page = await openWindow();
+      const page = await openWindow(launched);
       await page.goto(`${url}/`, { timeout: 10_000 });
       await page.evaluate(async () => {
         localStorage.clear();
@@ -181,4 +161,32 @@ export async function startStack(serverOptions: ServerOptions = {}): Promise<Sta
       return closing;
     },
   };
+}
+
+/**
+ * One stack for the tests of the enclosing `describe` (or file): started before them, its profile
+ * reset after each test (unless `resetProfile: false`), closed after them all. The returned stack
+ * is filled in by `beforeAll`, so use it inside tests and hooks only.
+ *
+ * @example
+ * describe('two tabs', () => {
+ *   const stack = useStack({ accessTokenTtl: 8 });
+ *   it('…', async () => { const a = await stack.newPage(); … });
+ * });
+ */
+export function useStack(serverOptions: ServerOptions = {}, { resetProfile = true }: { resetProfile?: boolean } = {}): Stack {
+  const stack = {} as Stack;
+  let started = false;
+  beforeAll(async () => {
+    Object.assign(stack, await startStack(serverOptions));
+    started = true;
+  });
+  if (resetProfile)
+    afterEach(async () => {
+      if (started) await stack.resetProfile();
+    });
+  afterAll(async () => {
+    if (started) await stack.close();
+  });
+  return stack;
 }

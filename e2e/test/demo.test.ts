@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { ensureUser, silentLogger, startServer, type RunningServer, type StatsSnapshot } from '../../packages/server/src/index.ts';
-import { launchBrowser, type LaunchedBrowser } from '../harness/browser.ts';
+import { launchBrowser, openWindow, type LaunchedBrowser } from '../harness/browser.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const demoDir = join(here, '../../examples/demo');
@@ -51,30 +51,14 @@ describe('demo page: the session, its refreshes, held and replayed requests and 
 
   const stats = async (): Promise<StatsSnapshot> => (await (await fetch(`${server.url}/__stats`, { signal: AbortSignal.timeout(5_000) })).json()) as StatsSnapshot;
 
-  /** A tab of the profile in a window of its own (a second tab in one window would be hidden and throttled). */
+  /** A tab of the profile in a window of its own (a second tab in one window would be hidden and throttled), on the demo. */
   const openTab = async (): Promise<Page> => {
-    const { browser, profile } = launched;
-    const cdp = await browser.newBrowserCDPSession();
-    try {
-      const { targetId } = await cdp.send('Target.createTarget', { url: 'about:blank', newWindow: true });
-      const deadline = Date.now() + 10_000;
-      while (Date.now() < deadline) {
-        for (const page of profile.pages()) {
-          const session = await profile.newCDPSession(page);
-          const { targetInfo } = await session.send('Target.getTargetInfo').finally(() => session.detach().catch(() => {}));
-          if (targetInfo.targetId !== targetId) continue;
-          page.setDefaultTimeout(10_000);
-          await page.setViewportSize({ width: 1280, height: 1000 });
-          await page.goto(`${server.url}/`, { timeout: 10_000 });
-          await page.locator('h1').waitFor();
-          return page;
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      throw new Error('the new window did not show up as a page');
-    } finally {
-      await cdp.detach().catch(() => {});
-    }
+    const page = await openWindow(launched);
+    page.setDefaultTimeout(10_000);
+    await page.setViewportSize({ width: 1280, height: 1000 });
+    await page.goto(`${server.url}/`, { timeout: 10_000 });
+    await page.locator('h1').waitFor();
+    return page;
   };
 
   const timelineKinds = (page: Page) => page.locator('#timeline li').evaluateAll((items) => items.map((li) => li.getAttribute('data-kind')));
