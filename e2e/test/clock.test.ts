@@ -1,17 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from '../harness/pages.ts';
+import { describe, expect, it } from 'vitest';
+import { useStack } from '../harness/pages.ts';
 
 // page.clock belongs to the page's context: installed in a page of stack.profile it would fake time
 // in every later tab of the profile too. These tests use isolated contexts.
 describe("Playwright's clock API in this Chromium", () => {
-  let stack: Stack;
-
-  beforeAll(async () => {
-    stack = await startStack();
-  });
-  afterAll(async () => {
-    await stack?.close();
-  });
+  const stack = useStack({}, { resetProfile: false });
 
   it('a 60 s timer fires after fastForward("01:05"), not before; runFor drives intervals', async () => {
     const page = await stack.newPage({ context: await stack.newContext(), beforeLoad: (p) => p.clock.install() });

@@ -1,21 +1,11 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { freeze, poll, resume, within } from '../harness/lifecycle.ts';
-import { startStack, type Stack } from '../harness/pages.ts';
+import { useStack } from '../harness/pages.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('a frozen tab (Page.setWebLifecycleState over CDP)', () => {
-  let stack: Stack;
-
-  beforeAll(async () => {
-    stack = await startStack();
-  });
-  afterEach(async () => {
-    await stack.resetProfile();
-  });
-  afterAll(async () => {
-    await stack?.close();
-  });
+  const stack = useStack();
 
   it('keeps its Web Lock while frozen (others time out), runs no timers, and runs them again after resume', async () => {
     const a = await stack.newPage();

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import type { StartOptions, TrafficCounts } from '../pages/app.ts';
 import { freeze, poll, resume, within } from '../harness/lifecycle.ts';
-import { startStack, type Stack } from '../harness/pages.ts';
+import { startStack, useStack, type Stack } from '../harness/pages.ts';
 
 const PASSWORD = 'correct horse battery';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -67,17 +67,26 @@ async function refreshingTab(tabs: Page[], timeoutMs: number): Promise<number> {
   return -1;
 }
 
-describe('5 tabs, 2 s access tokens, 30 s of continuous traffic', () => {
-  let stack: Stack;
+/**
+ * Zeroes the counters, slows the token endpoint to 1.5 s and waits (bounded) for the tab whose
+ * refresh is in flight: the one that got the lock. Returns it (`holder`, index `h`), the others,
+ * and their generations before that refresh lands.
+ */
+async function refreshUnderWay(stack: Stack, tabs: Page[]) {
+  await stack.resetStats();
+  await stack.faults({ latencyMs: 1_500 });
+  const h = await refreshingTab(tabs, 10_000);
+  expect(h).toBeGreaterThanOrEqual(0);
+  const holder = tabs[h]!;
+  const others = tabs.filter((t) => t !== holder);
+  const generations = (await snapshots(others)).map((s) => s!.generation);
+  return { h, holder, others, generations };
+}
 
-  beforeAll(async () => {
-    // No reuse grace here: two tabs spending one refresh token would show as reuseDetected and
-    // revoke the family.
-    stack = await startStack({ accessTokenTtl: 2 });
-  });
-  afterAll(async () => {
-    await stack?.close();
-  });
+describe('5 tabs, 2 s access tokens, 30 s of continuous traffic', () => {
+  // No reuse grace here: two tabs spending one refresh token would show as reuseDetected and
+  // revoke the family.
+  const stack = useStack({ accessTokenTtl: 2 }, { resetProfile: false });
 
   it('I1/I2: one refresh per window across 5 tabs, no reuse, no failed or hung request, no 401 served', async () => {
     const tabs = await openTabs(stack, 5);
@@ -200,14 +209,8 @@ describe('tabs of one session', () => {
 
   it('P9: closing the tab that holds the refresh lock mid-refresh: the others refresh, their waiting requests settle, no reuse rejected', async () => {
     const tabs = await openTabs(stack, 5);
-    await stack.resetStats();
-    await stack.faults({ latencyMs: 1_500 });
     // The 8 s token is refreshed 2 s early by every tab's timer at once; one of them gets the lock.
-    const h = await refreshingTab(tabs, 10_000);
-    expect(h).toBeGreaterThanOrEqual(0);
-    const holder = tabs[h]!;
-    const others = tabs.filter((t) => t !== holder);
-    const generations = (await snapshots(others)).map((s) => s!.generation);
+    const { h, holder, others, generations } = await refreshUnderWay(stack, tabs);
     // The others' tokens are expiring now: their requests wait for the refresh.
     const traffic = others.map((t) => t.evaluate(() => window.harness.traffic(2_500, 100, 8_000)));
     await sleep(500);
@@ -233,13 +236,7 @@ describe('tabs of one session', () => {
   it('P9/I7: freezing the tab that holds the refresh lock mid-refresh: the others go ahead after lockPatience, nothing hangs; resumed, it converges', async () => {
     const lockPatience = 2_000;
     const tabs = await openTabs(stack, 5, { lockPatience });
-    await stack.resetStats();
-    await stack.faults({ latencyMs: 1_500 });
-    const h = await refreshingTab(tabs, 10_000);
-    expect(h).toBeGreaterThanOrEqual(0);
-    const holder = tabs[h]!;
-    const others = tabs.filter((t) => t !== holder);
-    const generations = (await snapshots(others)).map((s) => s!.generation);
+    const { h, holder, others, generations } = await refreshUnderWay(stack, tabs);
     await freeze(holder);
     const frozenAt = Date.now();
     const traffic = others.map((t) => t.evaluate(() => window.harness.traffic(4_000, 100, 10_000)));

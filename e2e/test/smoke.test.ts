@@ -1,22 +1,18 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
-import { startStack, type Stack } from '../harness/pages.ts';
+import { useStack } from '../harness/pages.ts';
 
 const artifacts = join(dirname(fileURLToPath(import.meta.url)), '../artifacts');
 
 describe('smoke: the page, the library and the server in a real Chromium', () => {
-  let stack: Stack;
+  const stack = useStack({}, { resetProfile: false });
   let page: Page;
 
   beforeAll(async () => {
-    stack = await startStack();
     page = await stack.newPage();
-  });
-  afterAll(async () => {
-    await stack?.close();
   });
 
   it('loads from the server on 127.0.0.1 as a secure context with the library, BroadcastChannel and Web Locks', async () => {

@@ -1,18 +1,8 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from '../harness/pages.ts';
+import { describe, expect, it } from 'vitest';
+import { useStack } from '../harness/pages.ts';
 
 describe('two tabs of one profile (pages of the default context)', () => {
-  let stack: Stack;
-
-  beforeAll(async () => {
-    stack = await startStack();
-  });
-  afterEach(async () => {
-    await stack.resetProfile();
-  });
-  afterAll(async () => {
-    await stack?.close();
-  });
+  const stack = useStack();
 
   it('a BroadcastChannel message from one page reaches the other, and not a page of another context', async () => {
     const a = await stack.newPage();
