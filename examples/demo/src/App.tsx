@@ -1,4 +1,4 @@
-import { useEffect, useState, useSyncExternalStore } from 'react';
+import { useEffect, useState, useSyncExternalStore, type ReactNode } from 'react';
 import { Authenticated, useAuth, useAuthAction, useSession } from 'tessera/react';
 import { Diagram } from './Diagram.tsx';
 import { AccountForms } from './Forms.tsx';
@@ -112,6 +112,16 @@ const FAULTS: { label: string; settings: Partial<FaultSettings> }[] = [
   { label: 'Back to normal', settings: {} },
 ];
 
+/** One figure of a burst's result; `testId` marks the ones the e2e test reads. */
+function Figure({ label, testId, wide, children }: { label: string; testId?: string; wide?: boolean; children: ReactNode }) {
+  return (
+    <div className={wide ? 'wide' : undefined}>
+      <dt>{label}</dt>
+      <dd data-testid={testId}>{children}</dd>
+    </div>
+  );
+}
+
 function Playground() {
   const isAuthenticated = useSession((s) => s.isAuthenticated);
   const refresh = useAuthAction('refresh');
@@ -164,39 +174,24 @@ function Playground() {
       {!isAuthenticated ? <p className="hint">Sign in first: requests need a session.</p> : null}
       {result ? (
         <dl className="burst" data-testid="burst-result" aria-live="polite">
-          <div>
-            <dt>ok</dt>
-            <dd data-testid="burst-ok">{result.ok}</dd>
-          </div>
-          <div>
-            <dt>failed</dt>
-            <dd data-testid="burst-failed">{result.failed}</dd>
-          </div>
-          <div>
-            <dt>held</dt>
-            <dd>{result.held}</dd>
-          </div>
-          <div>
-            <dt>replayed</dt>
-            <dd>{result.replayed}</dd>
-          </div>
-          <div>
-            <dt>refreshes</dt>
-            <dd data-testid="burst-refreshes">{result.refreshes}</dd>
-          </div>
-          <div>
-            <dt>server saw</dt>
-            <dd>{result.serverRefreshes === null ? '–' : `${result.serverRefreshes} refresh call${result.serverRefreshes === 1 ? '' : 's'}`}</dd>
-          </div>
+          <Figure label="ok" testId="burst-ok">
+            {result.ok}
+          </Figure>
+          <Figure label="failed" testId="burst-failed">
+            {result.failed}
+          </Figure>
+          <Figure label="held">{result.held}</Figure>
+          <Figure label="replayed">{result.replayed}</Figure>
+          <Figure label="refreshes" testId="burst-refreshes">
+            {result.refreshes}
+          </Figure>
+          <Figure label="server saw">{result.serverRefreshes === null ? '–' : `${result.serverRefreshes} refresh call${result.serverRefreshes === 1 ? '' : 's'}`}</Figure>
           {Object.keys(result.errors).length ? (
-            <div className="wide">
-              <dt>errors</dt>
-              <dd>
-                {Object.entries(result.errors)
-                  .map(([k, v]) => `${k} ×${v}`)
-                  .join(', ')}
-              </dd>
-            </div>
+            <Figure label="errors" wide>
+              {Object.entries(result.errors)
+                .map(([k, v]) => `${k} ×${v}`)
+                .join(', ')}
+            </Figure>
           ) : null}
         </dl>
       ) : null}
