@@ -77,12 +77,15 @@ function errorName(e: unknown): string {
 
 const storages = { memory: memoryStorage, local: localStorageStore, session: sessionStorageStore };
 
-// Every fetch of the page (the library's included) is counted while in flight, by pathname.
+// Every fetch of the page (the library's included) is counted while in flight, by pathname, and
+// the moment each one to /api/ leaves is kept (`performance.now()`), to compare with events.
 const inflight = new Map<string, number>();
+const apiSends: number[] = [];
 const pageFetch = globalThis.fetch.bind(globalThis);
 globalThis.fetch = (input: RequestInfo | URL, init?: RequestInit) => {
   const path = new URL(input instanceof Request ? input.url : String(input), location.href).pathname;
   inflight.set(path, (inflight.get(path) ?? 0) + 1);
+  if (path.startsWith('/api/')) apiSends.push(performance.now());
   return pageFetch(input, init).finally(() => inflight.set(path, (inflight.get(path) ?? 1) - 1));
 };
 
@@ -215,6 +218,11 @@ const harness = {
     }
     await Promise.all(calls);
     return counts;
+  },
+
+  /** How many requests to /api/ this page sent at or after `at` (a `performance.now()` time, e.g. an event's `at`). */
+  apiSentSince(at: number): number {
+    return apiSends.filter((t) => t >= at).length;
   },
 
   /** How many `fetch` calls of this page to `path` (a pathname, e.g. '/auth/refresh') have not settled yet. */

@@ -158,16 +158,26 @@ describe('tabs of one session', () => {
         }, logoutAt),
       ),
     );
-    // Requests sent before the logout may still be on their way: give them a moment, then count.
-    await sleep(200);
-    const atLogout = await stack.stats();
+    // Every call of the traffic settles (those sent before the logout come back); then count.
     const counts = await Promise.all(traffic);
     const sum = total(counts);
+    const atLogout = await stack.stats();
+    // I4, measured in each page, independent of machine load: not one request left a tab after
+    // that tab turned unauthenticated (the traffic kept calling auth.fetch for 2 s after it).
+    const sentAfter = await Promise.all(
+      tabs.map((t) =>
+        t.evaluate(() => {
+          const e = window.harness.events.find((e) => e.type === 'transition' && e.status === 'unauthenticated');
+          return e ? window.harness.apiSentSince(e.at) : -1;
+        }),
+      ),
+    );
     const after = await Promise.all(
       tabs.map((t) => t.evaluate(() => window.harness.engine().fetch('/api/data').then((r) => `sent:${r.status}`, (e: { code?: string }) => e.code ?? String(e)))),
     );
     const end = await stack.stats();
-    console.log(`[tabs] 2: unauthenticated after ${delays.join(', ')} ms; api at logout ${JSON.stringify(atLogout.api)}, at end ${JSON.stringify(end.api)}; traffic ${JSON.stringify({ ...sum, errors: [...new Set(sum.errors)] })}; fetch after: ${after.join(',')}`);
+    console.log(`[tabs] 2: unauthenticated after ${delays.join(', ')} ms; api at logout ${JSON.stringify(atLogout.api)}, at end ${JSON.stringify(end.api)}; traffic ${JSON.stringify({ ...sum, errors: [...new Set(sum.errors)] })}; fetch after: ${after.join(',')}; api sent after unauthenticated, per tab: ${sentAfter.join(',')}`);
+    expect(sentAfter).toEqual(Array(5).fill(0));
     for (const d of delays) expect(d).not.toBeNull();
     for (const d of delays) expect(d!).toBeLessThanOrEqual(1_000);
     // I4: from then on the engines reject without sending: the server saw no further call.
