@@ -1,7 +1,7 @@
 /** Checks several test files make the same way (the fakes themselves are in fakes.ts). */
 import { expect } from 'vitest'
 import { isTesseraError } from '../src/index.js'
-import { FakeClock, FakeServer, FakeStorage, setup } from './fakes.js'
+import { FakeClock, FakeServer, FakeStorage, flush, setup } from './fakes.js'
 
 /** A property run's world: a clock, a token server issuing 2-minute access tokens, and the violations found so far. */
 export function propertyWorld() {
@@ -47,7 +47,7 @@ export function oneRefreshAtATime(fail: (v: string) => unknown, where = '') {
 
 /**
  * I8 for a corrupted stored session `raw`: the engine starts with no session and one storage-error
- * event, without a network call, and a sign-in still works.
+ * event, without a network call, and a sign-in still works and replaces the garbage.
  */
 export async function expectBadStoredSessionIgnored(raw: string) {
   const storage = new FakeStorage()
@@ -62,4 +62,8 @@ export async function expectBadStoredSessionIgnored(raw: string) {
   // sign-in still works and overwrites the garbage
   await auth.login({ user: 'a', password: 'pw' })
   expect(auth.getSnapshot().status).toBe('authenticated')
+  await flush()
+  expect(JSON.parse(storage.map.get('tessera')!)).toMatchObject({ v: 1, tokens: { accessToken: expect.any(String) } })
+  expect(storage.map.get('tessera')).not.toBe(raw)
+  auth.dispose()
 }
