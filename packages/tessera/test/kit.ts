@@ -67,3 +67,19 @@ export async function expectBadStoredSessionIgnored(raw: string) {
   expect(storage.map.get('tessera')).not.toBe(raw)
   auth.dispose()
 }
+
+/**
+ * A property suite's run count and replay from the environment: `TESSERA_PROPERTY_RUNS=deep` (or
+ * `TESSERA_PROPERTY_RUNS_N=n`) for more schedules; `TESSERA_PROPERTY_SEED` and
+ * `TESSERA_PROPERTY_PATH` (both printed by a failure) to replay one counterexample.
+ */
+export function propertyRuns(normal: number, deep: number) {
+  const env = process.env
+  const isDeep = env.TESSERA_PROPERTY_RUNS === 'deep'
+  const seed = env.TESSERA_PROPERTY_SEED
+  return {
+    deep: isDeep,
+    runs: Number(env.TESSERA_PROPERTY_RUNS_N) || (isDeep ? deep : normal),
+    replay: seed ? { seed: Number(seed), path: env.TESSERA_PROPERTY_PATH } : null,
+  }
+}
