@@ -38,4 +38,19 @@ describe('the package', () => {
     expect(files.length).toBeGreaterThanOrEqual(entries.length)
     for (const f of files) expect(readFileSync(`${root}dist/${f}`, 'utf8'), f).not.toMatch(/:\s*any\b|<any>|any\[\]/)
   })
+
+  it('every declaration a user can import carries TSDoc', () => {
+    const undocumented: string[] = []
+    for (const f of readdirSync(`${root}dist`).filter((f) => f.endsWith('.d.ts'))) {
+      const lines = readFileSync(`${root}dist/${f}`, 'utf8').split('\n')
+      lines.forEach((line, i) => {
+        // Top-level declarations only; `declare module` augmentations document their members.
+        if (!/^(export )?(declare )?(function|const|class|interface|type) /.test(line)) return
+        let j = i - 1
+        while (j >= 0 && lines[j]!.trim() === '') j--
+        if (!lines[j]?.trim().endsWith('*/')) undocumented.push(`${f}:${i + 1} ${line.slice(0, 80)}`)
+      })
+    }
+    expect(undocumented).toEqual([])
+  })
 })
