@@ -138,8 +138,10 @@ function faultyField(e: unknown, grant: string): string | undefined {
  * oidc-provider, …) with the Authorization Code flow and PKCE (S256), built on oauth4webapi.
  *
  * - `auth.login()` stores `state`, `nonce` and the PKCE verifier, then navigates to the provider.
- *   Its promise **does not settle**: the page is leaving, so the engine honestly stays
- *   `authenticating` (never a flash of `unauthenticated`). It rejects only when the login is
+ *   Its promise **does not settle** while the page leaves, so the engine honestly stays
+ *   `authenticating` (never a flash of `unauthenticated`) — for up to the engine's
+ *   `retry.timeout` (10 s by default): a provider slower than that to answer the navigation
+ *   shows `TIMEOUT` on the page until the browser replaces it. It rejects only when the login is
  *   superseded (a newer login, a logout), when the redirect could not start (provider unreachable:
  *   `NETWORK_ERROR`; no OpenID provider at `issuer`, or its metadata names another issuer:
  *   `INVALID_TOKEN_RESPONSE`; storage refused: `LOGIN_FAILED`), or with `ABORTED` when the page comes back
