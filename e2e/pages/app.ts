@@ -64,6 +64,8 @@ export interface TrafficCounts extends FetchCounts {
   hung: number;
   /** The slowest settled call, in ms. */
   maxMs: number;
+  /** Requests to /api/ this page put on the wire while the traffic ran (a replay after a 401 counts twice). */
+  wire: number;
 }
 
 export type LockResult = 'acquired' | 'timeout';
@@ -181,8 +183,9 @@ const harness = {
    */
   async traffic(ms: number, intervalMs: number, boundMs = 15_000, path = '/api/data'): Promise<TrafficCounts> {
     const auth = harness.engine();
-    const counts: TrafficCounts = { sent: 0, ok: 0, failed: 0, hung: 0, maxMs: 0, statuses: {}, errors: [] };
+    const counts: TrafficCounts = { sent: 0, ok: 0, failed: 0, hung: 0, maxMs: 0, wire: 0, statuses: {}, errors: [] };
     const calls: Promise<void>[] = [];
+    const began = performance.now();
     const one = () => {
       counts.sent++;
       const started = performance.now();
@@ -217,6 +220,7 @@ const harness = {
       await new Promise((r) => setTimeout(r, intervalMs));
     }
     await Promise.all(calls);
+    counts.wire = harness.apiSentSince(began);
     return counts;
   },
 

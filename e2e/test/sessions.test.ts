@@ -38,9 +38,10 @@ const snapshots = (tabs: Page[]) => Promise.all(tabs.map((t) => within(t.evaluat
 
 /** Sums the per-tab traffic counts. */
 function total(counts: TrafficCounts[]): TrafficCounts {
-  const sum: TrafficCounts = { sent: 0, ok: 0, failed: 0, hung: 0, maxMs: 0, statuses: {}, errors: [] };
+  const sum: TrafficCounts = { sent: 0, ok: 0, failed: 0, hung: 0, maxMs: 0, wire: 0, statuses: {}, errors: [] };
   for (const c of counts) {
     sum.sent += c.sent;
+    sum.wire += c.wire;
     sum.ok += c.ok;
     sum.failed += c.failed;
     sum.hung += c.hung;
@@ -112,7 +113,13 @@ describe('5 tabs, 2 s access tokens, 30 s of continuous traffic', () => {
     expect(stats.refresh.calls).toBeGreaterThanOrEqual(Math.floor(elapsed / 1_700) - 1);
     expect(sum).toMatchObject({ failed: 0, hung: 0, errors: [] });
     expect(sum.ok).toBe(sum.sent);
-    expect(stats.api).toEqual({ calls: sum.sent, unauthorized: 0 });
+    // Each auth.fetch left its page exactly once (no replay: no 401), and the server served no 401.
+    // The server may count a request more than the pages sent it (seen once in ~10 runs: 1 001 for
+    // 1 000, pages at 1 000): a resend below fetch, most likely Chromium retrying a GET whose reused
+    // keep-alive connection closed under it (Node closes idle ones after 5 s; nodejs/node#13391).
+    expect(sum.wire).toBe(sum.sent);
+    expect(stats.api.unauthorized).toBe(0);
+    expect(stats.api.calls).toBeGreaterThanOrEqual(sum.wire);
     expect(snaps.map((x) => x?.status)).toEqual(Array(5).fill('authenticated'));
   }, 90_000);
 });
@@ -188,7 +195,7 @@ describe('tabs of one session', () => {
     expect(sum.ok + sum.failed).toBe(sum.sent);
     for (const e of sum.errors) expect(['LOGGED_OUT', 'UNAUTHENTICATED']).toContain(e);
     expect(sum.ok).toBeGreaterThan(0);
-    expect(end.api.calls).toBe(sum.ok);
+    expect(sum.wire).toBe(sum.ok); // every request that left a page before the logout was answered 200
   });
 
   it('I7: a new tab joins the live memory-only session without a login or refresh call', async () => {
