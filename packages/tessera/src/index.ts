@@ -16,6 +16,7 @@ export type {
   ActionName,
   ActionState,
   Grant,
+  TokenPlacement,
   AuthRequestInit,
   WaitOptions,
 } from './core/types.js'

@@ -62,7 +62,7 @@ describe('auth.fetch', () => {
     await auth.refresh()
     server.live.delete(old)
     // A request stamped with the old generation comes back 401 after the refresh.
-    const grant = { token: old, generation: 1 }
+    const grant = { token: old, generation: 1, headers: { Authorization: `Bearer ${old}` } }
     const f = createAuthFetch({ ...auth, getGrant: async () => grant, handleUnauthorized: auth.handleUnauthorized, isAllowedUrl: auth.isAllowedUrl }, server.fetch as typeof fetch)
     const res = await f('/api/data')
     expect(res.status).toBe(200)

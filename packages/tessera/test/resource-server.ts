@@ -18,7 +18,7 @@ export interface Hit {
 
 /**
  * A real HTTP resource server on 127.0.0.1 (port 0) over a {@link FakeServer}'s token state (set per test with `use`):
- * protected routes answer 401 unless the bearer token is live when the answer is written.
+ * protected routes answer 401 unless the bearer token (or `X-Access-Token: Token <t>`) is live when the answer is written.
  *
  * - `GET|POST /api/*` → `{ ok, token, path, body }`; `/api/error` → 500; `/api/always-401` and `/graphql-401` → 401.
  * - `GET /public` → 200 with no token needed.
@@ -38,14 +38,15 @@ export async function startResourceServer() {
     for await (const c of req) chunks.push(c as Buffer)
     const body = Buffer.concat(chunks).toString()
     const { pathname: path, searchParams } = new URL(req.url ?? '/', 'http://127.0.0.1')
-    const auth = req.headers.authorization ?? null
+    // `X-Access-Token: Token <t>` too, for engines with another token placement.
+    const auth = req.headers.authorization ?? (req.headers['x-access-token'] as string | undefined) ?? null
     hits.push({ method: req.method ?? 'GET', path, url: req.url ?? '/', auth, body, headers: req.headers })
     await gates.get(path)
     const send = (status: number, json: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' })
       res.end(JSON.stringify(json))
     }
-    const token = auth?.replace(/^Bearer /, '') ?? ''
+    const token = auth?.replace(/^(Bearer|Token) /, '') ?? ''
     const live = fake.live.has(token)
     if (path === '/auth/login') return send(200, await fake.authority.login(JSON.parse(body)))
     if (path === '/auth/logout') return send(204, null)

@@ -51,6 +51,8 @@ export function createAuth<User = unknown, Credentials = unknown>(
   const { authority, key = 'tessera', leeway = 60_000, clock = systemClock, random = Math.random } = options
   const policy = { ...defaultRetry, ...options.retry }
   const allowed = (options.allowedOrigins ?? []).map((o) => new URL(o).origin)
+  const { header = 'Authorization', scheme = 'Bearer' } = options.placement ?? {}
+  new Headers({ [header]: scheme }) // a header name or scheme no request could carry fails here, not at the first request
 
   let state: SessionState<User> = { status: 'initializing', refreshing: false, tokens: null, generation: 0, user: null, error: null }
   let actions: AuthSnapshot<User>['actions'] = { login: IDLE, logout: IDLE, refresh: IDLE }
@@ -59,6 +61,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
   let inflight: Deferred<TokenSet> | null = null
   let loginCtrl: AbortController | null = null
   let rejectedGeneration = -1
+  let granted: Grant | null = null // the grant of the current generation, made once
   let cooldownUntil = 0
   let timer: unknown
   let disposed = false
@@ -240,6 +243,10 @@ export function createAuth<User = unknown, Credentials = unknown>(
     disposed ? fail('DISPOSED', 'Disposed') : state.status === 'expired' ? state.error! : fail('UNAUTHENTICATED', 'No session')
 
   // ── tokens for requests ──
+  const grant = (token: string, generation: number): Grant =>
+    granted?.generation === generation
+      ? granted
+      : (granted = { token, generation, headers: Object.freeze({ [header]: scheme ? `${scheme} ${token}` : token }) })
   async function getGrant(opts: WaitOptions = {}): Promise<Grant> {
     // One refresh per call at most: a token the server has just issued is used even if it is
     // already "expiring" (a server handing out dead-on-arrival tokens must not loop us).
@@ -253,7 +260,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
       }
       if (status !== 'authenticated' || !t) throw ended()
       const rejected = generation === rejectedGeneration
-      if (!rejected && (!expiring(t) || refreshed)) return { token: t.accessToken, generation }
+      if (!rejected && (!expiring(t) || refreshed)) return grant(t.accessToken, generation)
       try {
         if (!inflight && clock.now() < cooldownUntil) throw state.error ?? fail('NETWORK_ERROR', 'Refresh paused after a failure')
         await abortable(startRefresh(), opts.signal)
@@ -261,7 +268,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
       } catch (e) {
         // A failed proactive refresh keeps a token that is still valid (P11).
         if (!rejected && valid(t) && state.generation === generation && !isRejection(e) && state.status === 'authenticated')
-          return { token: t.accessToken, generation }
+          return grant(t.accessToken, generation)
         throw e
       }
     }

@@ -99,6 +99,19 @@ export interface AuthNotice<User = unknown> {
 export interface Grant {
   token: string
   generation: number
+  /** The headers that carry the token, shaped by {@link AuthOptions.placement}: what transports add to a request. */
+  headers: Readonly<Record<string, string>>
+}
+
+/**
+ * Where transports put the access token.
+ * @example `{ header: 'X-Access-Token', scheme: '' }` sends `X-Access-Token: <token>`
+ */
+export interface TokenPlacement {
+  /** The header name. @defaultValue `'Authorization'` */
+  header?: string
+  /** The scheme written before the token; `''` sends the token alone. @defaultValue `'Bearer'` */
+  scheme?: string
 }
 
 /** Options of {@link createAuth}. */
@@ -113,6 +126,8 @@ export interface AuthOptions<User = unknown, Credentials = unknown> {
   leeway?: number
   /** Refresh retry, timeout and cooldown. */
   retry?: Partial<RetryPolicy>
+  /** How every transport sends the token. @defaultValue `Authorization: Bearer <token>` */
+  placement?: TokenPlacement
   /** Origins (besides the page's own and relative URLs) that may receive the token (I5). */
   allowedOrigins?: string[]
   /** The `fetch` used by `auth.fetch`. @defaultValue `globalThis.fetch`, looked up per call */

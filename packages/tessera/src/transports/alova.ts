@@ -45,7 +45,7 @@ const defaultIsAuthError = (x: unknown) => statusOf(x) === 401
  * the session engine doing the refreshing.
  *
  * - `onAuthRequired` waits for a token valid now (held while a refresh runs, P1), attaches
- *   `Authorization: Bearer …` read at send time (P7) and stamps the request with the token's
+ *   the token (`Authorization: Bearer …`, or the engine's `placement`) read at send time (P7) and stamps the request with the token's
  *   generation (P2). Visitor requests (`meta: { authRole: 'visitor' | null | 'login' |
  *   'refreshToken' }` as in alova, or `meta: { tessera: 'none' }`) and URLs outside the allow-list
  *   are sent untouched (I5). When the session ends, a held request rejects with the engine's
@@ -101,7 +101,7 @@ export function createTesseraAuth(auth: AuthTransportApi, options: AlovaAuthOpti
       if (!visitor && auth.isAllowedUrl(urlOf(method))) {
         const grant = await auth.getGrant()
         // alova gave us its own copy of the headers: setting one does not touch the user's object.
-        ;(method.config.headers as Record<string, string>).Authorization = `Bearer ${grant.token}`
+        ;Object.assign(method.config.headers as Record<string, string>, grant.headers)
         sent.set(method, grant.generation)
       }
       await beforeRequest?.(method)

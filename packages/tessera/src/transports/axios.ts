@@ -35,7 +35,7 @@ const defaultIsAuthError = (error: AxiosError) => error.response?.status === 401
  * Makes an axios instance send the session's token and survive expiry.
  *
  * - The request interceptor waits for a token valid now (holding the request while a refresh
- *   runs), attaches `Authorization: Bearer …` read at send time (P7) and stamps the request with
+ *   runs), attaches the token (`Authorization: Bearer …`, or the engine's `placement`) read at send time (P7) and stamps the request with
  *   the token's generation (P2). Visitor requests (`tessera: 'none'`) and URLs outside the
  *   allow-list (resolved with `baseURL` by `instance.getUri`) are sent untouched (I5).
  * - A 401 (or `options.isAuthError`) joins the one refresh of the session, or, when the token
@@ -69,7 +69,7 @@ export function attachAuth(instance: AxiosInstance, auth: AuthTransportApi, opti
   const request = instance.interceptors.request.use(async (config) => {
     if (config.tessera === 'none' || !allowed(instance, auth, config)) return config
     const grant = await auth.getGrant({ signal: signalOf(config) })
-    config.headers.set('Authorization', `Bearer ${grant.token}`)
+    config.headers.set(grant.headers)
     sent.set(config, grant.generation)
     return config
   })

@@ -1,5 +1,5 @@
 import { fail } from '../core/errors.js'
-import type { Auth, AuthRequestInit } from '../core/types.js'
+import type { Auth, AuthRequestInit, Grant } from '../core/types.js'
 
 /** The part of the engine a transport uses: nothing private. */
 export type AuthTransportApi = Pick<Auth, 'getGrant' | 'handleUnauthorized' | 'isAllowedUrl'>
@@ -28,19 +28,19 @@ export function createAuthFetch(auth: AuthTransportApi, fetchImpl?: typeof fetch
     const request = typeof Request !== 'undefined' && input instanceof Request ? input : null
     if (mode === 'none' || !auth.isAllowedUrl(request ? request.url : String(input))) return send(input, rest)
     const signal = rest.signal ?? request?.signal
-    const attempt = (token: string) => {
+    const attempt = (grant: Grant) => {
       const headers = new Headers(rest.headers ?? request?.headers)
-      headers.set('Authorization', `Bearer ${token}`)
+      for (const name in grant.headers) headers.set(name, grant.headers[name]!)
       // A Request is cloned per attempt so its body can be sent again; plain bodies are reusable.
       return request ? send(new Request(request.clone(), { ...rest, headers })) : send(input, { ...rest, headers })
     }
     const grant = await auth.getGrant({ signal })
-    const response = await attempt(grant.token)
+    const response = await attempt(grant)
     if (response.status !== 401) return response
     if (typeof ReadableStream !== 'undefined' && rest.body instanceof ReadableStream)
       throw fail('BODY_NOT_REPLAYABLE', 'Got 401 for a request whose stream body cannot be sent twice', { status: 401, response })
     const replay = await auth.handleUnauthorized(grant.generation, { signal })
     await response.body?.cancel().catch(() => {})
-    return attempt(replay.token)
+    return attempt(replay)
   }
 }

@@ -102,7 +102,7 @@ function withToken(operation: Operation, grant: Grant, replay: boolean): Operati
   const init = (typeof fetchOptions === 'function' ? fetchOptions() : fetchOptions) ?? {}
   // Plain objects, arrays and `Headers` alike; the token read now, at forward time (P7).
   const headers = Object.fromEntries(new Headers(init.headers))
-  headers.authorization = `Bearer ${grant.token}`
+  for (const name in grant.headers) headers[name.toLowerCase()] = grant.headers[name]!
   return makeOperation(operation.kind, operation, {
     ...operation.context,
     fetchOptions: { ...init, headers },
