@@ -356,6 +356,78 @@ describe('refresh', () => {
     expect(auth.getSnapshot()).toMatchObject({ status: 'authenticated', user: null })
     expect(userError.mock.calls[0]![0].error.code).toBe('NETWORK_ERROR')
   })
+
+  it('actions.user: pending while the profile loads, rejected with the error, and reloadUser() tries again', async () => {
+    const { auth, server } = setup()
+    let fail = true
+    const real = server.authority.fetchUser
+    server.authority.fetchUser = async (token: string) => {
+      if (fail) throw new TesseraError('NETWORK_ERROR', 'profile service down', { status: 503 })
+      return real(token)
+    }
+    await auth.ready()
+    const seen: string[] = []
+    auth.subscribe(() => seen.push(auth.getSnapshot().actions.user.status))
+    await auth.login(creds)
+    expect(auth.getSnapshot().actions.user).toMatchObject({ status: 'rejected', error: { code: 'NETWORK_ERROR', status: 503 } })
+    expect(seen).toContain('pending')
+    fail = false
+    await auth.reloadUser()
+    expect(auth.getSnapshot()).toMatchObject({ user: { name: 'Ada' }, actions: { user: { status: 'fulfilled', error: null } } })
+  })
+
+  it('reloadUser() without a session rejects UNAUTHENTICATED and calls nobody', async () => {
+    const { auth, server } = setup()
+    const fetchUser = vi.spyOn(server.authority, 'fetchUser')
+    await auth.ready()
+    await expect(auth.reloadUser()).rejects.toMatchObject({ code: 'UNAUTHENTICATED' })
+    expect(fetchUser).not.toHaveBeenCalled()
+  })
+
+  it('a user handed over with the login response is the user: no profile call', async () => {
+    const { auth, server } = setup()
+    const login = server.authority.login
+    server.authority.login = async (c) => ({ ...(await login(c)), user: { id: 'u1', name: 'Grace' } })
+    const fetchUser = vi.spyOn(server.authority, 'fetchUser')
+    const events: string[] = []
+    for (const e of ['login', 'user'] as const) auth.on(e, (n) => events.push(n.type))
+    await auth.ready()
+    await auth.login(creds)
+    expect(auth.getSnapshot()).toMatchObject({ user: { name: 'Grace' }, actions: { user: { status: 'fulfilled' } } })
+    expect(fetchUser).not.toHaveBeenCalled()
+    expect(events).toEqual(['login', 'user'])
+  })
+})
+
+describe('logout', () => {
+  it('I4: a server that refuses the revocation: logout resolves, the session is over, a logout-error event says why', async () => {
+    const { auth, server, storage } = await loggedIn()
+    server.authority.logout = async () => {
+      throw new TesseraError('INVALID_GRANT', 'unauthorized_client', { status: 401 })
+    }
+    const errors: AuthNotice[] = []
+    auth.on('logout-error', (n) => errors.push(n))
+    await expect(auth.logout()).resolves.toBeUndefined()
+    expect(auth.getSnapshot()).toMatchObject({ status: 'unauthenticated', actions: { logout: { status: 'fulfilled' } } })
+    expect(errors.map((n) => [n.error?.code, n.error?.status])).toEqual([['INVALID_GRANT', 401]])
+    expect(storage.map.size).toBe(0)
+  })
+
+  it('I2: a revocation endpoint that never answers: logout resolves after the timeout, with a TIMEOUT logout-error', async () => {
+    const { auth, server, clock } = await loggedIn({ retry: { timeout: 1_000 } })
+    server.authority.logout = () => new Promise<void>(() => {})
+    const errors: string[] = []
+    auth.on('logout-error', (n) => errors.push(n.error!.code))
+    let done = false
+    void auth.logout().then(() => (done = true))
+    await flush()
+    expect(auth.getSnapshot().status).toBe('unauthenticated')
+    expect(done).toBe(false)
+    await clock.advance(1_000)
+    await flush()
+    expect(done).toBe(true)
+    expect(errors).toEqual(['TIMEOUT'])
+  })
 })
 
 describe('storage', () => {

@@ -5,13 +5,12 @@ import { CORE, measure } from '../bench/measure.js'
  * Size budgets, esbuild min + gzip -9, measured as an app bundles each entry: frameworks and
  * clients external, and for the adapters the core external too (it is their peer).
  *
- * The core's target in issue 2 was 4 096 bytes. It is not met: `npm run bench -w tessera` prints
- * what each part costs, and the engine alone (auth.ts, every other part stubbed) bundles to about
- * 3.4 kB. Until that budget is decided again, the suite holds the line where the core is and fails
- * on any growth.
+ * The core's budget is 7 200 bytes (issue 13 raised it from 6 350 to pay for a clock-free tab
+ * ordering, a lock without Web Locks and bounds on everything read from the channel and storage);
+ * `npm run bench -w tessera` prints what each part costs.
  */
 const budgets = {
-  core: 6_350,
+  core: 7_200,
   http: 2_500,
   oidc: 3_000,
   adapter: 1_200, // issue 5

@@ -7,7 +7,9 @@ const Ctx = createContext<Auth<unknown, unknown> | null>(null)
 
 const IDLE: ActionState = { status: 'idle', error: null }
 // What the server rendered, whatever the engine knows by hydration time: React renders this first
-// when hydrating and then switches to the live snapshot, so markup never mismatches.
+// when hydrating and then switches to the live snapshot, so markup never mismatches. The same as
+// the core's `initialSnapshot`, written out because this entry is built apart (for 'use client')
+// and must not bundle a second copy of the core.
 const SERVER: AuthSnapshot<never> = Object.freeze({
   status: 'initializing',
   refreshing: false,
@@ -15,7 +17,7 @@ const SERVER: AuthSnapshot<never> = Object.freeze({
   error: null,
   expiresAt: null,
   generation: 0,
-  actions: { login: IDLE, logout: IDLE, refresh: IDLE },
+  actions: { login: IDLE, logout: IDLE, refresh: IDLE, user: IDLE },
   isAuthenticated: false,
   isExpiringSoon: false,
 })

@@ -55,7 +55,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
   new Headers({ [header]: scheme }) // a header name or scheme no request could carry fails here, not at the first request
 
   let state: SessionState<User> = { status: 'initializing', refreshing: false, tokens: null, generation: 0, user: null, error: null }
-  let actions: AuthSnapshot<User>['actions'] = { login: IDLE, logout: IDLE, refresh: IDLE }
+  let actions: AuthSnapshot<User>['actions'] = { login: IDLE, logout: IDLE, refresh: IDLE, user: IDLE }
   const latest: Partial<Record<ActionName, Promise<unknown>>> = {}
   let snapshot: AuthSnapshot<User> | null = null
   let inflight: Deferred<TokenSet> | null = null
@@ -134,13 +134,13 @@ export function createAuth<User = unknown, Credentials = unknown>(
     inflight = null
   }
 
+  function setAction(name: ActionName, s: ActionState) {
+    actions = { ...actions, [name]: s }
+    changedSnapshot()
+  }
   function track(name: ActionName, promise: Promise<unknown>) {
     latest[name] = promise
-    const set = (s: ActionState) => {
-      if (latest[name] !== promise) return
-      actions = { ...actions, [name]: s }
-      changedSnapshot()
-    }
+    const set = (s: ActionState) => latest[name] === promise && setAction(name, s)
     set({ status: 'pending', error: null })
     promise.then(
       () => set({ status: 'fulfilled', error: null }),
@@ -211,7 +211,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
         inflight = null
         dispatch({ type: 'refresh.succeeded', tokens })
         d.resolve(tokens)
-        if (subject(tokens) !== subject(before)) loadUser()
+        if (subject(tokens) !== subject(before)) loadUser().catch(noop)
       },
       (error: TesseraError) => {
         if (inflight !== d) return
@@ -280,16 +280,31 @@ export function createAuth<User = unknown, Credentials = unknown>(
     return getGrant(opts)
   }
 
-  async function loadUser() {
-    const t = state.tokens
-    if (!authority.fetchUser || !t) return
+  /** Loads the profile for the session in hand; tracked as `actions.user`. Rejects on failure. */
+  function loadUser(): Promise<void> {
     const session = state.tokens
-    try {
-      const user = await call((signal) => authority.fetchUser!(t.accessToken, signal))
-      if (state.status === 'authenticated' && subject(state.tokens!) === subject(session!)) dispatch({ type: 'user.loaded', user })
-    } catch (e) {
-      emit('user-error', { error: toTesseraError(e, 'NETWORK_ERROR') })
-    }
+    if (!authority.fetchUser || !session) return Promise.resolve()
+    const run = call((signal) => authority.fetchUser!(session.accessToken, signal)).then(
+      (user) => {
+        if (state.status === 'authenticated' && subject(state.tokens!) === subject(session)) dispatch({ type: 'user.loaded', user })
+      },
+      (e) => {
+        const error = toTesseraError(e, 'NETWORK_ERROR')
+        emit('user-error', { error })
+        throw error
+      },
+    )
+    track('user', run)
+    return run
+  }
+  /** The user an authority handed over with the token response, if it did (no profile call then). */
+  function userIn(body: unknown): boolean {
+    const user = (body as { user?: User | null } | null)?.user
+    if (user === undefined) return false
+    delete latest.user
+    setAction('user', { status: 'fulfilled', error: null })
+    dispatch({ type: 'user.loaded', user })
+    return true
   }
 
   // ── verbs ──
@@ -298,11 +313,12 @@ export function createAuth<User = unknown, Credentials = unknown>(
     const ctrl = (loginCtrl = new AbortController())
     dispatch({ type: 'login.started' })
     const run = (async () => {
-      const tokens = parseTokenResponse(await call((signal) => authority.login(credentials, signal), ctrl.signal), clock.now())
+      const body = await call((signal) => authority.login(credentials, signal), ctrl.signal)
+      const tokens = parseTokenResponse(body, clock.now())
       if (loginCtrl !== ctrl) throw 0
       loginCtrl = null
       dispatch({ type: 'login.succeeded', tokens })
-      await loadUser()
+      if (!userIn(body)) await loadUser().catch(noop)
     })().catch((e) => {
       // Superseded by a newer login or a logout: this result is not the session's any more.
       const error = ctrl.signal.aborted ? fail('ABORTED', 'Login superseded') : toTesseraError(e, 'LOGIN_FAILED')
@@ -321,7 +337,10 @@ export function createAuth<User = unknown, Credentials = unknown>(
     loginCtrl?.abort()
     loginCtrl = null
     dispatch({ type: 'logout' })
-    const run = tokens && authority.logout ? authority.logout(tokens) : Promise.resolve()
+    // The server is told within the timeout; a refusal is an event, never a rejection: the local session is over (I4).
+    const run = (tokens && authority.logout ? call((signal) => authority.logout!(tokens, signal)) : Promise.resolve()).catch((e) =>
+      emit('logout-error', { error: toTesseraError(e, 'NETWORK_ERROR') }),
+    )
     track('logout', run)
     return run
   }
@@ -361,7 +380,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
       }
     }
     dispatch(restored ? { type: 'restore.succeeded', ...restored } : { type: 'restore.failed', error: null })
-    if (restored && !restored.user) await loadUser()
+    if (restored && !restored.user) await loadUser().catch(noop)
   }
 
   // ── across tabs: one truth per session key (I7) ──
@@ -424,6 +443,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
     },
     fetch: (input, init) => fetcher(input, init),
     ready: () => restoring.then(noop),
+    reloadUser: () => (state.status === 'authenticated' ? loadUser() : Promise.reject(ended())),
     resetAction(name) {
       actions = { ...actions, [name]: IDLE }
       delete latest[name]

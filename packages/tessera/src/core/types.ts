@@ -20,8 +20,11 @@ export interface Authority<User = unknown, Credentials = unknown> {
   login(credentials: Credentials, signal: AbortSignal): Promise<unknown>
   /** Exchanges a refresh token (absent for cookie sessions) for a token response body. */
   refresh(refreshToken: string | undefined, signal: AbortSignal): Promise<unknown>
-  /** Revokes the session on the server. Best effort: the local session ends regardless. */
-  logout?(tokens: TokenSet): Promise<void>
+  /**
+   * Revokes the session on the server. Best effort: the local session ends regardless, and a
+   * failure (or no answer within `retry.timeout`) is reported as a `logout-error` event.
+   */
+  logout?(tokens: TokenSet, signal: AbortSignal): Promise<void>
   /** Loads the user profile with a fresh access token. */
   fetchUser?(accessToken: string, signal: AbortSignal): Promise<User>
   /**
@@ -42,8 +45,8 @@ export interface ActionState {
   error: TesseraError | null
 }
 
-/** The actions whose progress the snapshot tracks. */
-export type ActionName = 'login' | 'logout' | 'refresh'
+/** The actions whose progress the snapshot tracks; `user` is the profile load after a login, a new subject or `reloadUser()`. */
+export type ActionName = 'login' | 'logout' | 'refresh' | 'user'
 
 /**
  * An immutable view of the session, replaced only when something changes (safe for
@@ -72,6 +75,7 @@ export interface AuthSnapshot<User = unknown> {
 export type AuthEventName =
   | 'login'
   | 'logout'
+  | 'logout-error'
   | 'refresh'
   | 'refresh-error'
   | 'expired'
@@ -86,7 +90,7 @@ export interface AuthNotice<User = unknown> {
   type: AuthEventName
   /** The snapshot after the event. */
   snapshot: AuthSnapshot<User>
-  /** For `refresh-error`, `expired`, `user-error`, `storage-error`. */
+  /** For `refresh-error`, `expired`, `user-error`, `storage-error`, `logout-error`. */
   error?: TesseraError
   /** For `transition`: the status left, and the machine event that caused it. */
   from?: AuthStatus
@@ -182,7 +186,8 @@ export interface Auth<User = unknown, Credentials = unknown> {
   login(credentials: Credentials): Promise<void>
   /**
    * Ends the session at once (waiting requests reject with `LOGGED_OUT`), then tells the server.
-   * @throws when the server could not be told; the local session is over regardless.
+   * Resolves once the server answered or `retry.timeout` passed; never rejects: a server that
+   * refuses or cannot be reached is a `logout-error` event (the local session is over regardless).
    */
   logout(): Promise<void>
   /**
@@ -205,6 +210,11 @@ export interface Auth<User = unknown, Credentials = unknown> {
   fetch(input: RequestInfo | URL, init?: AuthRequestInit): Promise<Response>
   /** Resolves when the session has been restored (status left `initializing`). */
   ready(): Promise<void>
+  /**
+   * Loads the user profile again with the current token (tracked as `actions.user`).
+   * @throws {@link TesseraError} the authority's error (also a `user-error` event), or `UNAUTHENTICATED` without a session.
+   */
+  reloadUser(): Promise<void>
   /** Sets an action's progress back to `idle` (e.g. when a form is reopened). */
   resetAction(name: ActionName): void
   /** Stops timers and listeners; waiting callers reject with `DISPOSED`. */
