@@ -23,7 +23,7 @@ export const parts: Record<string, { files: RegExp; stub: Record<string, string>
   'cross-tab protocol (tabs, BroadcastChannel, Web Locks)': {
     files: /(core\/tabs|ports\/channel|ports\/lock)\.ts$/,
     stub: {
-      tabs: 'export const newer=(a,b)=>!b;export const idOf=x=>x;export function createTabs(){return{post(){},withLock:t=>t(),stop(){}}}',
+      tabs: 'export const newer=(a,b)=>!b;export const PROTOCOL=2,MAX_COOLDOWN=6e5,STEP=1;export const isCount=()=>1;export const ordered=t=>t;export function createTabs(){return{post(){},withLock:t=>t(1),seen:()=>0,see(){},stop(){}}}',
       channel: 'export const broadcastChannel=()=>null',
       lock: 'export const webLocks=()=>null',
     },
@@ -35,7 +35,7 @@ export const parts: Record<string, { files: RegExp; stub: Record<string, string>
   },
   'token response + JWT parsing': {
     files: /core\/tokens\.ts$/,
-    stub: { tokens: 'export const parseTokenResponse=b=>b;export const decodeJwt=()=>null;export const isTokenSet=()=>1;export const isSessionId=()=>1' },
+    stub: { tokens: 'export const parseTokenResponse=b=>b;export const decodeJwt=()=>null;export const isTokenSet=()=>1' },
   },
   'storage (versioned, fallback to memory)': {
     files: /(core\/stored|ports\/storage)\.ts$/,

@@ -571,7 +571,7 @@ describe('a hostile or broken token server', () => {
     expect(server.refreshCalls - before).toBeLessThanOrEqual(1)
   })
 
-  it('I2: a Retry-After longer than any backoff ends the retry cycle at once; the cooldown honours it', async () => {
+  it('I2: a Retry-After longer than any backoff ends the retry cycle at once; the cooldown honours it, up to 10 minutes', async () => {
     const { auth, server, clock } = await loggedIn()
     server.authority.refresh = async () => {
       throw new TesseraError('NETWORK_ERROR', 'Service unavailable', { status: 503, retryAfter: 3_600_000 })
@@ -579,10 +579,13 @@ describe('a hostile or broken token server', () => {
     clock.jump(301_000)
     await expect(auth.fetch('/api/data')).rejects.toMatchObject({ code: 'NETWORK_ERROR', status: 503 })
     const refresh = vi.spyOn(server.authority, 'refresh')
-    await clock.advance(1_800_000)
+    await clock.advance(540_000)
     await expect(auth.getAccessToken()).rejects.toMatchObject({ code: 'NETWORK_ERROR' })
     expect(refresh).not.toHaveBeenCalled() // still cooling down, as the server asked
     expect(auth.getSnapshot().status).toBe('authenticated')
+    // A server asking for an hour is asked again after 10 minutes (MAX_COOLDOWN): automatic refresh never stops for good.
+    await clock.advance(61_000)
+    expect(refresh).toHaveBeenCalled()
   })
 
   it('I2: a login the server never answers times out into unauthenticated; waiting requests settle', async () => {

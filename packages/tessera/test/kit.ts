@@ -63,7 +63,7 @@ export async function expectBadStoredSessionIgnored(raw: string) {
   await auth.login({ user: 'a', password: 'pw' })
   expect(auth.getSnapshot().status).toBe('authenticated')
   await flush()
-  expect(JSON.parse(storage.map.get('tessera')!)).toMatchObject({ v: 1, tokens: { accessToken: expect.any(String) } })
+  expect(JSON.parse(storage.map.get('tessera')!)).toMatchObject({ v: 2, tokens: { accessToken: expect.any(String), order: [1, 0] } })
   expect(storage.map.get('tessera')).not.toBe(raw)
   auth.dispose()
 }

@@ -1,9 +1,9 @@
 import { fail, type TesseraError } from './errors.js'
 import { transition, type AuthEvent, type SessionState } from './machine.js'
-import { abortable, defaultRetry, isRejection, retry, timed, toTesseraError } from './retry.js'
+import { abortable, defaultRetry, isRejection, retry, sleep, timed, toTesseraError } from './retry.js'
 import { createEmitter } from './events.js'
 import { sessionStore } from './stored.js'
-import { createTabs, idOf, newer, type SessionId, type TabMessage } from './tabs.js'
+import { MAX_COOLDOWN, createTabs, newer, type Session, type TabMessage } from './tabs.js'
 import { decodeJwt, parseTokenResponse, type TokenSet } from './tokens.js'
 import type { ActionName, ActionState, Auth, AuthEventName, AuthNotice, AuthOptions, AuthSnapshot, Grant, WaitOptions } from './types.js'
 import { systemClock } from '../ports/clock.js'
@@ -36,7 +36,8 @@ function deferred<T>(): Deferred<T> {
  *
  * @remarks All refreshes go through one in-flight slot claimed synchronously (I1, P17); every
  * waiter settles on success, failure, logout or dispose (I2); events are delivered after the state
- * changed, outside any critical section, so handlers may call any verb (P16).
+ * changed, outside any critical section, so handlers may call any verb (P16). Across tabs, the
+ * protocol in `tabs.ts` orders sessions by no wall clock and keeps one refresh per key (I7).
  *
  * @example
  * ```ts
@@ -50,26 +51,42 @@ export function createAuth<User = unknown, Credentials = unknown>(
 ): Auth<User, Credentials> {
   const { authority, key = 'tessera', leeway = 60_000, clock = systemClock, random = Math.random } = options
   const policy = { ...defaultRetry, ...options.retry }
+  const { joinTimeout = 150, lockPatience = policy.timeout } = options
   const allowed = (options.allowedOrigins ?? []).map((o) => new URL(o).origin)
   const { header = 'Authorization', scheme = 'Bearer' } = options.placement ?? {}
   new Headers({ [header]: scheme }) // a header name or scheme no request could carry fails here, not at the first request
 
+  // ── the engine's state, all of it ──
+  /** The session as the state machine sees it: changed only by `dispatch`. Its tokens are a `Session`. */
   let state: SessionState<User> = { status: 'initializing', refreshing: false, tokens: null, generation: 0, user: null, error: null }
+  /** Progress of each verb for the snapshot, and the promise each progress belongs to. */
   let actions: AuthSnapshot<User>['actions'] = { login: IDLE, logout: IDLE, refresh: IDLE, user: IDLE }
   const latest: Partial<Record<ActionName, Promise<unknown>>> = {}
+  /** The public snapshot, made again after a change, on first read. */
   let snapshot: AuthSnapshot<User> | null = null
+  /** The one refresh in flight (I1). */
   let inflight: Deferred<TokenSet> | null = null
+  /** The login in flight: a newer login or a logout aborts it. */
   let loginCtrl: AbortController | null = null
+  /** A request with this generation got 401: its token is refreshed even if it is not expiring. */
   let rejectedGeneration = -1
-  let granted: Grant | null = null // the grant of the current generation, made once
-  let cooldownUntil = 0
+  /** The grant of the current generation, made once. */
+  let granted: Grant | null = null
+  /** While set, automatic refreshes pause after a failure (P12): a timer, so no clock step stretches it. */
+  let cooling: unknown = null
+  /** The proactive refresh: a timer that is only a hint to look at the clock again (P14). */
   let timer: unknown
-  let disposed = false
+  /** Resolved at every status change or session end: requests waiting for a session look again. */
   let changed = deferred<void>()
-  let remote = false // the change being dispatched came from another tab: do not echo it
-  let lastEnded: SessionId | null = null // the newest session this tab saw end: news of it or older is stale
+  /** The newest epoch whose session this tab saw end: news of it, or older, is stale. */
+  let endedEpoch = -1
+  /** The last refresh durations: the proactive lead covers the slowest (a loaded machine, a slow server). */
+  const durations: number[] = []
+  /** The change being dispatched came from another tab: it is not told back. */
+  let remote = false
+  let disposed = false
 
-  // ── notifications: queued, delivered after the state changed, never re-entered (P16) ──
+  const mine = () => state.tokens as Session | null
   const events = createEmitter<AuthNotice<User>>()
   const emit = (type: AuthEventName | 'change', extra?: Partial<AuthNotice<User>>) =>
     events.emit(type, () => ({ type, snapshot: getSnapshot(), ...extra }) as AuthNotice<User>)
@@ -79,11 +96,19 @@ export function createAuth<User = unknown, Credentials = unknown>(
     emit('change')
   }
 
-  /** Milliseconds the token has left, minus `lead` (the leeway, capped at a quarter of its life). */
-  const left = (t: TokenSet, lead?: 1) =>
-    t.expiresAt === null ? Infinity : t.expiresAt - clock.now() - (lead ? Math.min(leeway, (t.expiresAt - t.receivedAt) / 4) : 0)
+  // ── time left ──
+  /** How long before expiry to refresh: the leeway (at most a quarter of the token's life), or twice the slowest recent refresh (at most half its life). */
+  function lead(t: TokenSet) {
+    const life = t.expiresAt! - t.receivedAt
+    return Math.min(life / 2, Math.max(Math.min(leeway, life / 4), 2 * Math.max(0, ...durations)))
+  }
+  const left = (t: TokenSet, early?: 1) => (t.expiresAt === null ? Infinity : t.expiresAt - clock.now() - (early ? lead(t) : 0))
   const expiring = (t: TokenSet) => left(t, 1) <= 0
   const valid = (t: TokenSet) => left(t) > 0
+  /** Never refresh within a second of a token's arrival: a server handing out dead tokens gets one refresh a second, not a loop. */
+  const settling = (t: TokenSet) => Math.min(1_000, Math.max(0, t.receivedAt + 1_000 - clock.now()))
+  const sample = (ms: number) => ms > 0 && durations.push(Math.min(ms, policy.timeout)) > 8 && durations.shift()
+
   function getSnapshot(): AuthSnapshot<User> {
     const { status, refreshing, user, error, generation, tokens } = state
     return (snapshot ??= Object.freeze({
@@ -105,33 +130,28 @@ export function createAuth<User = unknown, Credentials = unknown>(
   function dispatch(event: AuthEvent<User>) {
     const prev = state
     const [next, notices] = transition(prev, event)
-    if (next === prev) return false
+    if (next === prev) return
     state = next
-    if (next.tokens !== prev.tokens || next.user !== prev.user) store.write(next.tokens, next.user)
-    if (next.tokens !== prev.tokens) {
-      cooldownUntil = 0 // new tokens: whatever outage there was is over
+    const tokens = mine()
+    if (tokens !== prev.tokens || next.user !== prev.user) store.write(tokens, next.user, tabs.seen())
+    if (tokens !== prev.tokens) {
+      if (tokens) tabs.see(tokens.order[0])
+      cool(0) // new tokens: whatever outage there was is over
       arm()
     }
-    if (next.status !== prev.status || !next.tokens) {
-      if (!next.tokens && inflight) settleRefresh(next.error ?? fail('LOGGED_OUT', 'Logged out'))
+    if (next.status !== prev.status || !tokens) {
+      if (!tokens && inflight) settleRefresh(next.error ?? fail('LOGGED_OUT', 'Logged out'))
       changed.resolve()
       changed = deferred()
     }
-    // Refresh outcomes are told to the other tabs from inside the lock (see startRefresh).
-    if (!remote && next.tokens && (event.type === 'login.succeeded' || event.type === 'user.loaded'))
-      tabs.post({ type: 'session', tokens: next.tokens, user: next.user })
-    if (prev.tokens && !next.tokens) sawEnd(prev.tokens)
-    if (!remote && prev.tokens && event.type === 'logout') tabs.post({ type: 'end', expired: false, session: idOf(prev.tokens) })
+    const ended = prev.tokens as Session | null
+    if (ended && !tokens) endedEpoch = Math.max(endedEpoch, ended.order[0])
+    // Refresh outcomes are told to the other tabs from inside the lock (see `refreshLocked`).
+    if (!remote && tokens && (event.type === 'login.succeeded' || event.type === 'user.loaded')) tell(tokens)
+    if (!remote && ended && event.type === 'logout') tabs.post({ type: 'end', epoch: ended.order[0], expired: false, session: ended })
     changedSnapshot()
     if (next.status !== prev.status) emit('transition', { from: prev.status, event: event.type })
     for (const n of notices) emit(n, { error: next.error ?? undefined })
-    return true
-  }
-
-  function settleRefresh(error: TesseraError) {
-    inflight!.ctrl.abort(error)
-    inflight!.reject(error)
-    inflight = null
   }
 
   function setAction(name: ActionName, s: ActionState) {
@@ -148,64 +168,40 @@ export function createAuth<User = unknown, Credentials = unknown>(
     )
   }
 
-  // ── proactive refresh: a timer is only a hint to look at the clock again (P14) ──
+  // ── proactive refresh ──
   function arm() {
     clock.clearTimeout(timer)
     const t = state.tokens
-    if (disposed || state.status !== 'authenticated' || !t || t.expiresAt === null || inflight) return
-    // Never sooner than a second after the token arrived: a server handing out tokens that are
-    // (nearly) dead on arrival gets one refresh a second, not a loop.
-    const now = clock.now()
-    timer = clock.setTimeout(check, Math.max(left(t, 1), cooldownUntil - now, t.receivedAt + 1_000 - now, 0))
+    if (disposed || state.status !== 'authenticated' || !t || t.expiresAt === null || inflight || cooling) return
+    timer = clock.setTimeout(check, Math.max(left(t, 1), settling(t), 0))
   }
   function check() {
     const t = state.tokens
-    const now = clock.now()
-    if (state.status === 'authenticated' && t && expiring(t) && now >= cooldownUntil && now >= t.receivedAt + 1_000) startRefresh().catch(noop)
+    if (state.status === 'authenticated' && t && expiring(t) && !cooling && !settling(t)) startRefresh().catch(noop)
     else arm()
   }
+  /** Pauses automatic refreshes for `ms` (0: resumes them). */
+  function cool(ms: number) {
+    clock.clearTimeout(cooling)
+    cooling = ms > 0 ? clock.setTimeout(() => ((cooling = null), check()), ms) : null
+  }
+  const cooldownFor = (error: TesseraError) => Math.min(MAX_COOLDOWN, Math.max(policy.cooldown, error.retryAfter ?? 0))
 
   // ── refresh: single flight, claimed before the first await (I1, P17) ──
   function startRefresh(): Promise<TokenSet> {
     if (inflight) return inflight.promise
     if (disposed || state.status !== 'authenticated') return Promise.reject(ended())
     const d = (inflight = deferred<TokenSet>())
-    const before = state.tokens!
+    const before = mine()!
     clock.clearTimeout(timer)
     dispatch({ type: 'refresh.started' })
     track('refresh', d.promise)
-    const signal = d.ctrl.signal
-    tabs
-      .withLock(async () => {
-        // Another tab may have refreshed while this one waited: take its result, spend nothing (P10).
-        const stored = await store.read().catch(noop)
-        if (stored && stored.tokens.accessToken !== before.accessToken && valid(stored.tokens)) return stored.tokens
-        const refreshToken = state.tokens?.refreshToken
-        // The outcome is told to the other tabs before the lock is released, so a tab that gets
-        // the lock next already knows (I1 across tabs, P12).
-        try {
-          const fresh = await retry(async (s) => parseTokenResponse(await authority.refresh(refreshToken, s), clock.now()), policy, clock, signal, random)
-          // A server that does not rotate (or sends no new ID token) keeps the ones we had.
-          const tokens = { ...fresh, refreshToken: fresh.refreshToken ?? refreshToken, idToken: fresh.idToken ?? before.idToken }
-          tabs.post({ type: 'session', tokens, user: state.user })
-          return tokens
-        } catch (e) {
-          const { code, message, status } = e as TesseraError
-          if (!signal.aborted)
-            tabs.post(
-              isRejection(e)
-                ? { type: 'end', expired: true, session: idOf(before) }
-                : { type: 'cooldown', until: cooldownEnd(e as TesseraError), code, message, status },
-            )
-          throw e
-        }
-      }, signal)
-      .then(
+    tabs.withLock((exclusive) => refreshLocked(before, d.ctrl.signal, exclusive), d.ctrl.signal).then(
       (tokens) => {
         if (inflight !== d) {
           // Another tab's session was adopted meanwhile; ours went to the other tabs, so keep
           // whichever is newer, as they do (I7). If the session ended instead, never revive it (P10).
-          if (state.tokens && newer(tokens, state.tokens)) adoptRemote(tokens, state.user)
+          if (state.tokens && newer(tokens, mine())) adopt(tokens, state.user)
           return
         }
         inflight = null
@@ -215,30 +211,79 @@ export function createAuth<User = unknown, Credentials = unknown>(
       },
       (error: TesseraError) => {
         if (inflight !== d) return
-        if (isRejection(error)) {
-          inflight = null
-          const expired = fail('SESSION_EXPIRED', 'Session expired', { cause: error, status: error.status })
-          dispatch({ type: 'refresh.rejected', error: expired })
-          return d.reject(expired)
-        }
-        // Transient or unexpected: keep the session and its still-valid token (I6, P11), cool down.
-        failRefresh(cooldownEnd(error), error)
+        if (!isRejection(error)) return failRefresh(cooldownFor(error), error) // keep the session and its still-valid token (I6, P11)
+        inflight = null
+        const expired = fail('SESSION_EXPIRED', 'Session expired', { cause: error, status: error.status })
+        dispatch({ type: 'refresh.rejected', error: expired })
+        d.reject(expired)
       },
     )
     return d.promise
   }
-  const cooldownEnd = (error: TesseraError) => clock.now() + Math.max(policy.cooldown, error.retryAfter ?? 0)
-  function failRefresh(until: number, error: TesseraError) {
+
+  /** The refresh itself, holding the lock of the key. Its outcome is told before the lock is let go (I1 across tabs, P12). */
+  async function refreshLocked(before: Session, signal: AbortSignal, exclusive: boolean): Promise<Session> {
+    // Another tab may have refreshed while this one waited: take its session, spend nothing (P10).
+    const shared = await newerStored(before)
+    if (shared) return shared
+    let took = 0
+    try {
+      const fresh = await retry(
+        async (s) => {
+          const start = clock.now()
+          const body = await authority.refresh(before.refreshToken, s)
+          took = clock.now() - start
+          return parseTokenResponse(body, clock.now())
+        },
+        policy,
+        clock,
+        signal,
+        random,
+      )
+      sample(took)
+      // A server that does not rotate (or sends no new ID token) keeps the ones we had.
+      const tokens: Session = { ...fresh, refreshToken: fresh.refreshToken ?? before.refreshToken, idToken: fresh.idToken ?? before.idToken, order: [before.order[0], before.order[1] + 1] }
+      tell(tokens, took)
+      return tokens
+    } catch (e) {
+      const error = e as TesseraError
+      if (signal.aborted) throw error
+      if (isRejection(error)) {
+        // Lost a race to an engine that shares the storage or the channel but no lock: the winner's
+        // session is the one to keep (P10). On a channel it may take a round to come; when it does,
+        // it is adopted and `signal` aborts.
+        if (!exclusive && channel) await sleep(joinTimeout, clock, signal)
+        const won = await newerStored(before)
+        if (won) return won
+        tabs.post({ type: 'end', epoch: before.order[0], expired: true, session: before })
+      } else {
+        const ms = cooldownFor(error)
+        tabs.post({ type: 'cooldown', ms, until: clock.now() + ms, code: error.code, message: error.message, status: error.status })
+      }
+      throw error
+    }
+  }
+  /** The stored session, if another engine wrote one newer than `than` and not ended here. */
+  async function newerStored(than: Session) {
+    const stored = await store.read(mine(), tabs.seen()).catch(noop)
+    return stored && stored.tokens.order[0] > endedEpoch && newer(stored.tokens, than) ? stored.tokens : null
+  }
+
+  function failRefresh(ms: number, error: TesseraError) {
     const d = inflight
     inflight = null
-    cooldownUntil = Math.max(cooldownUntil, until)
+    cool(ms)
     dispatch({ type: 'refresh.failed', error })
     arm()
     d?.ctrl.abort(error)
     d?.reject(error)
   }
+  function settleRefresh(error: TesseraError) {
+    inflight!.ctrl.abort(error)
+    inflight!.reject(error)
+    inflight = null
+  }
   const subject = (t: TokenSet) => decodeJwt(t.idToken ?? t.accessToken)?.sub
-
   const ended = (): TesseraError =>
     disposed ? fail('DISPOSED', 'Disposed') : state.status === 'expired' ? state.error! : fail('UNAUTHENTICATED', 'No session')
 
@@ -247,6 +292,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
     granted?.generation === generation
       ? granted
       : (granted = { token, generation, headers: Object.freeze({ [header]: scheme ? `${scheme} ${token}` : token }) })
+
   async function getGrant(opts: WaitOptions = {}): Promise<Grant> {
     // One refresh per call at most: a token the server has just issued is used even if it is
     // already "expiring" (a server handing out dead-on-arrival tokens must not loop us).
@@ -262,7 +308,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
       const rejected = generation === rejectedGeneration
       if (!rejected && (!expiring(t) || refreshed)) return grant(t.accessToken, generation)
       try {
-        if (!inflight && clock.now() < cooldownUntil) throw state.error ?? fail('NETWORK_ERROR', 'Refresh paused after a failure')
+        if (!inflight && cooling) throw state.error ?? fail('NETWORK_ERROR', 'Refresh paused after a failure')
         await abortable(startRefresh(), opts.signal)
         refreshed = true
       } catch (e) {
@@ -280,6 +326,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
     return getGrant(opts)
   }
 
+  // ── the user ──
   /** Loads the profile for the session in hand; tracked as `actions.user`. Rejects on failure. */
   function loadUser(): Promise<void> {
     const session = state.tokens
@@ -297,7 +344,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
     track('user', run)
     return run
   }
-  /** The user an authority handed over with the token response, if it did (no profile call then). */
+  /** Takes the user an authority handed over with a token response, if it did (no profile call then). */
   function userIn(body: unknown): boolean {
     const user = (body as { user?: User | null } | null)?.user
     if (user === undefined) return false
@@ -308,26 +355,34 @@ export function createAuth<User = unknown, Credentials = unknown>(
   }
 
   // ── verbs ──
+  /** A session of a new epoch, after every one any tab has seen. */
+  function stamp(t: TokenSet): Session {
+    const epoch = tabs.seen() + 1
+    tabs.see(epoch)
+    return { ...t, order: [epoch, 0] }
+  }
+
   function login(credentials: Credentials): Promise<void> {
     loginCtrl?.abort()
     const ctrl = (loginCtrl = new AbortController())
     dispatch({ type: 'login.started' })
-    const run = (async () => {
-      const body = await call((signal) => authority.login(credentials, signal), ctrl.signal)
-      const tokens = parseTokenResponse(body, clock.now())
-      if (loginCtrl !== ctrl) throw 0
-      loginCtrl = null
-      dispatch({ type: 'login.succeeded', tokens })
-      if (!userIn(body)) await loadUser().catch(noop)
-    })().catch((e) => {
-      // Superseded by a newer login or a logout: this result is not the session's any more.
-      const error = ctrl.signal.aborted ? fail('ABORTED', 'Login superseded') : toTesseraError(e, 'LOGIN_FAILED')
-      if (loginCtrl === ctrl) {
+    const run = call((signal) => authority.login(credentials, signal), ctrl.signal)
+      .then(async (body) => {
+        // Superseded by a newer login or a logout: this result is not the session's any more.
+        if (ctrl.signal.aborted) throw ctrl.signal.reason
+        const tokens = stamp(parseTokenResponse(body, clock.now()))
         loginCtrl = null
-        dispatch({ type: 'login.failed', error })
-      }
-      throw error
-    })
+        dispatch({ type: 'login.succeeded', tokens })
+        if (!userIn(body)) await loadUser().catch(noop)
+      })
+      .catch((e) => {
+        const error = ctrl.signal.aborted ? fail('ABORTED', 'Login superseded') : toTesseraError(e, 'LOGIN_FAILED')
+        if (loginCtrl === ctrl) {
+          loginCtrl = null
+          dispatch({ type: 'login.failed', error })
+        }
+        throw error
+      })
     track('login', run)
     return run
   }
@@ -347,7 +402,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
 
   // Concurrent callers get the very same promise; a cached token is never an answer here (P18).
   function refresh(): Promise<void> {
-    if (!inflight) cooldownUntil = 0 // an explicit call is not an automatic retry: it may go now
+    if (!inflight) cool(0) // an explicit call is not an automatic retry: it may go now
     const p = startRefresh()
     return inflight ? (inflight.shared ??= p.then(noop)) : p.then(noop)
   }
@@ -358,11 +413,12 @@ export function createAuth<User = unknown, Credentials = unknown>(
   async function restore() {
     // A callback in the URL (OIDC) is this page's own login: it comes before anything stored or shared.
     const callback = authority.hasCallback?.()
-    let restored: { tokens: TokenSet; user: User | null } | null = null
+    let restored: { tokens: Session; user: User | null } | null = null
     if (!callback)
       try {
-        restored = await store.read()
-        if (restored && !restored.tokens.refreshToken && !valid(restored.tokens)) restored = null
+        const stored = await store.read(null, tabs.seen())
+        if (stored) tabs.see(stored.seen)
+        if (stored && (stored.tokens.refreshToken || valid(stored.tokens))) restored = stored
       } catch (error) {
         emit('storage-error', { error: error as TesseraError })
       }
@@ -372,22 +428,18 @@ export function createAuth<User = unknown, Credentials = unknown>(
       await new Promise<void>((r) => (clock.setTimeout(r, joinTimeout), changed.promise.then(r)))
       if (state.status !== 'initializing') return
     }
-    if (!restored && authority.restore) {
-      const body = await call((signal) => authority.restore!(signal))
-      if (body != null) {
-        restored = { tokens: parseTokenResponse(body, clock.now()), user: null }
-        tabs.post({ type: 'session', ...restored })
-      }
-    }
+    const body = restored || !authority.restore ? null : await call((signal) => authority.restore!(signal))
+    if (body != null) restored = { tokens: stamp(parseTokenResponse(body, clock.now())), user: null }
     dispatch(restored ? { type: 'restore.succeeded', ...restored } : { type: 'restore.failed', error: null })
-    if (restored && !restored.user) await loadUser().catch(noop)
+    if (body != null) tell(mine()!)
+    if (restored && !restored.user && !userIn(body)) await loadUser().catch(noop)
   }
 
   // ── across tabs: one truth per session key (I7) ──
-  function sawEnd(session: SessionId) {
-    if (newer(session, lastEnded)) lastEnded = idOf(session)
+  function tell(tokens: Session, took = 0) {
+    tabs.post({ type: 'session', tokens, user: state.user, age: clock.now() - tokens.receivedAt, took })
   }
-  function adoptRemote(tokens: TokenSet, user: User | null) {
+  function adopt(tokens: Session, user: User | null) {
     const d = inflight
     inflight = null
     const was = remote
@@ -397,28 +449,46 @@ export function createAuth<User = unknown, Credentials = unknown>(
     d?.ctrl.abort(fail('ABORTED', 'Another tab refreshed'))
     d?.resolve(tokens)
   }
-  const channel = options.channel === undefined ? broadcastChannel(`tessera:${key}`) : options.channel
-  const lock = options.lock === undefined ? webLocks() : options.lock
-  const { joinTimeout = 150, lockPatience = policy.timeout } = options
-  const tabs = createTabs<User>(channel, lock, `tessera:${key}`, clock, lockPatience, joinTimeout, (m: TabMessage<User>) => {
-    const { tokens, user } = state
+  function onMessage(m: TabMessage<User>) {
+    const current = mine()
     remote = true
-    if (m.type === 'hello' && state.status === 'authenticated') tabs.post({ type: 'session', tokens: tokens!, user })
-    // Messages can cross: the newest session wins everywhere.
-    const t = m.type === 'session' && m.tokens
-    if (t && newer(t, tokens ?? lastEnded)) adoptRemote(t, m.user)
-    else if (t && t.accessToken === tokens?.accessToken) dispatch({ type: 'user.loaded', user: m.user })
-    if (m.type === 'end') sawEnd(m.session)
-    if (m.type === 'end' && tokens && !newer(tokens, m.session))
-      dispatch(m.expired ? { type: 'refresh.rejected', error: fail('SESSION_EXPIRED', 'Session expired') } : { type: 'logout' })
-    if (m.type === 'cooldown') failRefresh(m.until, fail(m.code, m.message, { status: m.status }))
+    // Every peer answers: with the session, or with what it has seen, so a login here opens a newer epoch.
+    if (m.type === 'hello') state.status === 'authenticated' ? tell(current!) : tabs.post({ type: 'here' })
+    if (m.type === 'session' && m.tokens.order[0] > endedEpoch) {
+      // Times are the sender's: counted again from its age on this tab's clock.
+      const receivedAt = clock.now() - m.age
+      const { expiresAt, receivedAt: then } = m.tokens
+      const tokens = { ...m.tokens, receivedAt, expiresAt: expiresAt === null ? null : receivedAt + expiresAt - then }
+      if (newer(tokens, current)) {
+        sample(m.took)
+        adopt(tokens, m.user)
+      } else if (tokens.accessToken === current?.accessToken) dispatch({ type: 'user.loaded', user: m.user })
+    }
+    if (m.type === 'end') {
+      endedEpoch = Math.max(endedEpoch, m.epoch)
+      if (current && current.order[0] <= m.epoch)
+        dispatch(m.expired ? { type: 'refresh.rejected', error: fail('SESSION_EXPIRED', 'Session expired') } : { type: 'logout' })
+    }
+    if (m.type === 'cooldown') failRefresh(m.ms, fail(m.code, m.message, { status: m.status }))
     remote = false
+  }
+  const channel = options.channel === undefined ? broadcastChannel(`tessera:${key}`) : options.channel
+  const tabs = createTabs<User>({
+    channel,
+    lock: options.lock === undefined ? webLocks() : options.lock,
+    name: `tessera:${key}`,
+    clock,
+    patience: lockPatience,
+    settle: joinTimeout,
+    random,
+    mine,
+    onMessage,
   })
 
   const restoring = restore().catch((e) => void dispatch({ type: 'restore.failed', error: toTesseraError(e, 'NETWORK_ERROR') }))
 
   const stopEnvironment = (options.environment ?? browserEnvironment).subscribe((signal) => {
-    if (signal === 'online') cooldownUntil = 0
+    if (signal === 'online') cool(0)
     check()
   })
 
@@ -453,6 +523,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
       if (disposed) return
       disposed = true
       clock.clearTimeout(timer)
+      cool(0)
       stopEnvironment()
       tabs.stop()
       loginCtrl?.abort()

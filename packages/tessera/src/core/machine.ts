@@ -130,21 +130,21 @@ export function toMermaid(): string {
   return lines.join('\n')
 }
 
-const IDLE: ActionState = Object.freeze({ status: 'idle', error: null })
+const IDLE: ActionState = /* @__PURE__ */ Object.freeze({ status: 'idle', error: null })
 
 /**
  * The snapshot of an engine that has not restored anything yet: what a server renders, whatever
  * the engine knows by hydration time, so that bindings hydrate without a markup mismatch.
  * @example `useSyncExternalStore(auth.subscribe, auth.getSnapshot, () => initialSnapshot)`
  */
-export const initialSnapshot: AuthSnapshot<never> = Object.freeze({
+export const initialSnapshot: AuthSnapshot<never> = /* @__PURE__ */ Object.freeze({
   status: 'initializing',
   refreshing: false,
   user: null,
   error: null,
   expiresAt: null,
   generation: 0,
-  actions: Object.freeze({ login: IDLE, logout: IDLE, refresh: IDLE, user: IDLE }),
+  actions: /* @__PURE__ */ Object.freeze({ login: IDLE, logout: IDLE, refresh: IDLE, user: IDLE }),
   isAuthenticated: false,
   isExpiringSoon: false,
 })

@@ -23,7 +23,7 @@ export const defaultRetry: RetryPolicy = { attempts: 4, timeout: 10_000, baseDel
  * rejection ends the session; a network failure or a timeout is retried; anything else (a bug, a
  * malformed response) is reported without retrying.
  */
-export const isRejection = (e: unknown) => isTesseraError(e, 'INVALID_GRANT') || isTesseraError(e, 'SESSION_EXPIRED')
+export const isRejection = (e: unknown): boolean => isTesseraError(e, 'INVALID_GRANT') || isTesseraError(e, 'SESSION_EXPIRED')
 const isTransient = (e: TesseraError) => e.code === 'NETWORK_ERROR' || e.code === 'TIMEOUT'
 
 /** Turns any thrown value into a {@link TesseraError}, using `code` for what is not recognisable. */

@@ -41,7 +41,9 @@ export function decodeJwt(token: string): JwtClaims | null {
 }
 
 const TOKEN = /^[\x21-\x7e]+$/ // visible ASCII: anything else could split or inject a header
-const isToken = (v: unknown): v is string => typeof v === 'string' && TOKEN.test(v)
+/** Longer than any server accepts in a header (Node's whole header limit is 16 KiB): never sent. */
+const MAX_TOKEN = 16_384
+const isToken = (v: unknown): v is string => typeof v === 'string' && v.length <= MAX_TOKEN && TOKEN.test(v)
 
 /**
  * Whether `value` is a {@link TokenSet} as Tessera writes it (to storage, to other tabs): the same
@@ -49,13 +51,14 @@ const isToken = (v: unknown): v is string => typeof v === 'string' && TOKEN.test
  * @internal
  */
 export function isTokenSet(value: unknown): value is TokenSet {
-  const t = value as TokenSet
-  return isSessionId(t) && [t.refreshToken, t.idToken].every((v) => v === undefined || isToken(v)) && (t.expiresAt === null || Number.isFinite(t.expiresAt))
+  const t = value as TokenSet | null
+  return (
+    isToken(t?.accessToken) &&
+    [t.refreshToken, t.idToken].every((v) => v === undefined || isToken(v)) &&
+    Number.isFinite(t.receivedAt) &&
+    (t.expiresAt === null || Number.isFinite(t.expiresAt))
+  )
 }
-
-/** Whether `value` names a session as tabs do: a header-safe access token and its receipt time. @internal */
-export const isSessionId = (value: unknown): value is Pick<TokenSet, 'accessToken' | 'receivedAt'> =>
-  isToken((value as TokenSet | null)?.accessToken) && Number.isFinite((value as TokenSet).receivedAt)
 
 function token(body: Record<string, unknown>, names: string[], required: boolean): string | undefined {
   const name = names.find((n) => body[n] != null)
