@@ -5,7 +5,8 @@ import { flush, type Outcome } from './fakes.js'
 import { oneRefreshAtATime, propertyRuns, propertyWorld, track, type Sent } from './kit.js'
 
 /**
- * Random interleavings of requests, 401s, refresh outcomes, logouts, logins and clock jumps,
+ * Random interleavings of requests, 401s, refresh outcomes, logouts, logins, clock jumps (a
+ * sleeping laptop) and wall-clock steps back and forth,
  * with fast-check's scheduler deciding when every server answer is delivered. After every step
  * and at the end, the invariants I1 I2 I3 I4 I6 I8 must hold.
  */
@@ -21,6 +22,7 @@ type Command =
   | { type: 'refresh' }
   | { type: 'advance'; ms: number }
   | { type: 'jump'; ms: number }
+  | { type: 'step'; ms: number }
   | { type: 'visible' }
 
 const command: fc.Arbitrary<Command> = fc.oneof(
@@ -39,6 +41,8 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ type: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 120_000 }) }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('jump' as const), ms: fc.integer({ min: 0, max: 400_000 }) }) },
   { weight: 1, arbitrary: fc.constant({ type: 'visible' as const }) },
+  // The wall clock steps (NTP, a manual change): back or forward, timers unmoved.
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('step' as const), ms: fc.constantFrom(-86_400_000, -3_600_000, -30_000, 30_000, 3_600_000, 86_400_000) }) },
 )
 
 const step = fc.record({ command, release: fc.nat({ max: 6 }) })
@@ -86,9 +90,11 @@ async function run(s: fc.Scheduler, steps: { command: Command; release: number }
   }
 
   let visible = noop
+  // The engine's wall clock: the timeline timers fire on, plus an offset that steps.
+  const wall = { offset: 0, now: () => clock.now() + wall.offset, setTimeout: clock.setTimeout, clearTimeout: clock.clearTimeout }
   const auth = createAuth({
     authority,
-    clock,
+    clock: wall,
     environment: {
       subscribe: (emit) => {
         visible = () => emit('visibilitychange')
@@ -153,6 +159,9 @@ async function run(s: fc.Scheduler, steps: { command: Command; release: number }
         break
       case 'jump':
         clock.jump(c.ms)
+        break
+      case 'step':
+        wall.offset += c.ms
         break
       case 'visible':
         visible()

@@ -1,15 +1,17 @@
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createAuth, isTesseraError, type Auth, type ChannelPort, type LockPort } from '../src/index.js'
-import { flush, type Outcome } from './fakes.js'
+import { FakeStorage, flush, type Outcome } from './fakes.js'
 import { oneRefreshAtATime, propertyRuns, propertyWorld, track, type Sent } from './kit.js'
 
 /**
  * Several tabs of one session over a channel whose deliveries, lock grants and server answers are
  * all delivered in an order fast-check chooses (a channel does not promise to deliver before a
  * lock is granted). Realism: everything in flight arrives before time moves on or a person acts again.
- * Checked: no refresh token is ever presented twice (I1 across tabs), at most one refresh in
- * flight, every request settles (I2), one replay (I3), and the tabs agree once quiet (I7).
+ * Each tab has its own wall clock, offset from the others and stepped (±1 h, ±1 day) at any point
+ * (issue 13, finding 1); half the runs have no lock port at all, as a browser without Web Locks
+ * (finding 2). Checked: no refresh token is ever presented twice (I1 across tabs), at most one
+ * refresh in flight, every request settles (I2), one replay (I3), and the tabs agree once quiet (I7).
  */
 const { runs: RUNS, replay } = propertyRuns(2_000, 20_000)
 let schedules = 0
@@ -21,7 +23,10 @@ type Command =
   | { type: 'login' | 'logout' | 'refresh'; tab: number }
   | { type: 'advance'; ms: number }
   | { type: 'open' }
+  | { type: 'step'; tab: number; ms: number }
 
+const HOUR = 3_600_000
+const DAY = 24 * HOUR
 const tab = fc.nat({ max: 4 })
 const command: fc.Arbitrary<Command> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ type: fc.constant('request' as const), tab }) },
@@ -30,6 +35,7 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ type: fc.constantFrom('login' as const, 'logout' as const, 'refresh' as const), tab }) },
   { weight: 2, arbitrary: fc.record({ type: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 150_000 }) }) },
   { weight: 1, arbitrary: fc.constant({ type: 'open' as const }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('step' as const), tab, ms: fc.constantFrom(-DAY, -HOUR, HOUR, DAY) }) },
 )
 
 /** Everything in flight: fast-check's `picks` choose what arrives next. */
@@ -53,7 +59,7 @@ class Network {
   }
 }
 
-async function run(s: Network, steps: { command: Command; release: number }[]) {
+async function run(s: Network, steps: { command: Command; release: number }[], offsets: number[], withLocks: boolean) {
   schedules++
   const { clock, server, violations, fail } = propertyWorld()
 
@@ -125,18 +131,23 @@ async function run(s: Network, steps: { command: Command; release: number }[]) {
   }
 
   const tabs: Auth[] = []
+  // Each tab's wall clock: the shared timeline (timers fire on it) plus an offset that steps.
+  const clocks = offsets.map((offset) => ({ offset, now: () => clock.now() + offset, setTimeout: clock.setTimeout, clearTimeout: clock.clearTimeout }))
+  // Each tab keeps its session in storage of its own (not shared): where the test reads which session a tab holds.
+  const storages = offsets.map(() => new FakeStorage())
   const open = () => {
     const id = tabs.length
     tabs.push(
       createAuth({
         authority,
-        clock,
         environment: { subscribe: () => () => {} },
         fetch: fetchImpl as typeof fetch,
         random: () => 0.5,
         retry: { timeout: 5_000 },
+        clock: clocks[id]!,
+        storage: storages[id]!,
         channel: channel(id),
-        lock: lockFor(id),
+        lock: withLocks ? lockFor(id) : null,
       }),
     )
   }
@@ -182,6 +193,9 @@ async function run(s: Network, steps: { command: Command; release: number }[]) {
           open()
         }
         break
+      case 'step':
+        clocks[c.tab]!.offset += c.ms
+        break
     }
     await flush()
     for (let i = 0; i < release && s.count() > 0; i++) await s.deliverOne()
@@ -201,8 +215,9 @@ async function run(s: Network, steps: { command: Command; release: number }[]) {
   const snaps = tabs.map((a) => a.getSnapshot())
   const authed = snaps.filter((x) => x.status === 'authenticated')
   if (authed.length && authed.length !== tabs.length) fail(`I7: tabs disagree: ${snaps.map((x) => x.status).join(', ')}`)
-  // Same session ⇔ same tokens ⇔ same expiry (the snapshot holds no token; asking for one could refresh).
-  const sessions = new Set(authed.map((x) => x.expiresAt))
+  // Same session ⇔ same access token (the snapshot holds none, and asking for one could refresh: read what each tab stored).
+  const held = tabs.map((a, i) => a.getSnapshot().status === 'authenticated' && JSON.parse(storages[i]!.map.get('tessera') ?? 'null')?.tokens.accessToken)
+  const sessions = new Set(held.filter(Boolean))
   if (sessions.size > 1) fail(`I7: tabs hold different sessions: ${[...sessions].join(', ')}`)
   for (const a of tabs) a.dispose()
   await flush()
@@ -212,12 +227,14 @@ async function run(s: Network, steps: { command: Command; release: number }[]) {
 describe('properties across tabs', () => {
   afterAll(() => console.log(`cross-tab property schedules run: ${schedules}`))
 
-  it(`I1 I2 I3 I7 hold for up to five tabs over ${RUNS} random schedules`, async () => {
+  it(`I1 I2 I3 I7 hold for up to five tabs, each on its own stepping clock, with and without Web Locks, over ${RUNS} random schedules`, async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.array(fc.nat(), { minLength: 1, maxLength: 40 }),
         fc.array(fc.record({ command, release: fc.nat({ max: 8 }) }), { minLength: 1, maxLength: 20 }),
-        (picks, steps) => run(new Network(picks), steps),
+        fc.array(fc.constantFrom(0, -DAY, -HOUR, -60_000, 60_000, HOUR, DAY), { minLength: 5, maxLength: 5 }),
+        fc.boolean(),
+        (picks, steps, offsets, withLocks) => run(new Network(picks), steps, offsets, withLocks),
       ),
       { numRuns: RUNS, timeout: 10_000, ...replay }, // a schedule that hangs fails with its counterexample
     )

@@ -214,3 +214,72 @@ describe('finding 3: what other code posts on the channel or writes to storage i
     }
   })
 })
+
+describe('finding 6: the proactive lead covers the refresh latency the engine observes', () => {
+  /**
+   * A token server 3 s away and a resource server whose answers take 3 s too (a loaded machine):
+   * a request is checked when it arrives, against the expiry the server gave the token.
+   */
+  function slowWorld() {
+    const clock = new FakeClock()
+    const server = new FakeServer(clock)
+    server.ttl = 8
+    const wait = (ms: number) => new Promise<void>((r) => clock.setTimeout(r, ms))
+    const expiry = new Map<string, number>()
+    const issue = server.issue.bind(server)
+    server.issue = () => {
+      const body = issue()
+      expiry.set(body.access_token, clock.now() + server.ttl * 1000)
+      return body
+    }
+    const served: { at: number; status: number }[] = []
+    const fetchImpl = async (_input: RequestInfo | URL, init?: RequestInit) => {
+      const token = new Headers(init?.headers).get('authorization')?.slice(7) ?? ''
+      await wait(3_000)
+      const status = (expiry.get(token) ?? 0) > clock.now() ? 200 : 401
+      served.push({ at: clock.now(), status })
+      return new Response(null, { status })
+    }
+    const authority = { ...server.authority, refresh: async (rt: string | undefined, signal: AbortSignal) => (await wait(3_000), server.authority.refresh(rt, signal)) }
+    return { clock, server, served, fetchImpl, authority }
+  }
+
+  it('I6: refreshes that take 3 s on 8 s tokens: after the first one is measured, no request is served 401', async () => {
+    const { clock, served, fetchImpl, authority } = slowWorld()
+    const auth = createAuth({ authority, clock, fetch: fetchImpl as typeof fetch, channel: null, lock: null, environment: { subscribe: () => () => {} } })
+    await auth.ready()
+    await auth.login(creds)
+    const start = clock.now()
+    const sent: Promise<Response>[] = []
+    for (let i = 0; i < 120; i++) {
+      sent.push(auth.fetch('/api/data'))
+      await clock.advance(500)
+    }
+    await clock.advance(10_000)
+    expect((await Promise.all(sent)).every((r) => r.status === 200)).toBe(true) // 401s were replayed
+    // The first cycle cannot know the latency yet; from the second one on, the lead covers it.
+    const late401 = served.filter((x) => x.status === 401 && x.at > start + 16_000)
+    expect(late401).toEqual([])
+    auth.dispose()
+  })
+
+  it('a tab that adopts a session refreshed by another learns how long that refresh took', async () => {
+    const t = tabs(2)
+    const [a, b] = t.all
+    await t.clock.advance(200)
+    await a!.login(creds)
+    await flush()
+    // a's refreshes take 3 s; b only hears of them. With 8 s tokens b's lead grows from 2 s to 4 s.
+    t.server.ttl = 8
+    const real = t.server.authority.refresh
+    t.server.authority.refresh = async (rt, signal) => (await new Promise<void>((r) => t.clock.setTimeout(r, 3_000)), real(rt, signal))
+    const refreshed = a!.refresh()
+    await t.clock.advance(3_000)
+    await refreshed
+    await flush()
+    await t.clock.advance(4_100 - 1) // 3.9 s left on b's clock: inside a 4 s lead, outside a 2 s one
+    expect(b!.getSnapshot().isExpiringSoon).toBe(true)
+    a!.dispose()
+    b!.dispose()
+  })
+})

@@ -72,7 +72,7 @@ export function ordered(tokens: unknown, mine: Session | null, seen: number): Se
     ? [seen + 1, 0]
     : t.accessToken === mine.accessToken
       ? mine.order
-      : t.receivedAt > mine.receivedAt
+      : t.receivedAt > mine.receivedAt || (t.receivedAt === mine.receivedAt && t.accessToken > mine.accessToken)
         ? [mine.order[0], mine.order[1] + 1]
         : null
   return order && { ...t, order }
