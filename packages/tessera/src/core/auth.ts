@@ -257,8 +257,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
         if (won) return won
         tabs.post({ type: 'end', epoch: before.order[0], expired: true, session: before })
       } else {
-        const ms = cooldownFor(error)
-        tabs.post({ type: 'cooldown', ms, until: clock.now() + ms, code: error.code, message: error.message, status: error.status })
+        tabs.post({ type: 'cooldown', ms: cooldownFor(error), code: error.code === 'TIMEOUT' ? 'TIMEOUT' : 'NETWORK_ERROR', status: error.status })
       }
       throw error
     }
@@ -446,7 +445,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
     remote = true
     dispatch({ type: 'session.adopted', tokens, user })
     remote = was
-    d?.ctrl.abort(fail('ABORTED', 'Another tab refreshed'))
+    d?.ctrl.abort()
     d?.resolve(tokens)
   }
   function onMessage(m: TabMessage<User>) {
@@ -469,7 +468,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
       if (current && current.order[0] <= m.epoch)
         dispatch(m.expired ? { type: 'refresh.rejected', error: fail('SESSION_EXPIRED', 'Session expired') } : { type: 'logout' })
     }
-    if (m.type === 'cooldown') failRefresh(m.ms, fail(m.code, m.message, { status: m.status }))
+    if (m.type === 'cooldown') failRefresh(m.ms, fail(m.code, 'Refreshing failed in another tab', { status: m.status }))
     remote = false
   }
   const channel = options.channel === undefined ? broadcastChannel(`tessera:${key}`) : options.channel

@@ -1,4 +1,3 @@
-import { fail, type TesseraError, type TesseraErrorCode } from './errors.js'
 import { sleep } from './retry.js'
 import { isTokenSet, type TokenSet } from './tokens.js'
 import type { Clock } from '../ports/clock.js'
@@ -44,18 +43,16 @@ export type TabMessage<User = unknown> = { v: typeof PROTOCOL; seen: number } & 
   | { type: 'session'; tokens: Session; user: User | null; age: number; took: number }
   /** The session of `epoch` ended: a logout, or its refresh token was rejected. `session`: protocol 1. */
   | { type: 'end'; epoch: number; expired: boolean; session: Pick<TokenSet, 'accessToken' | 'receivedAt'> }
-  /** Refreshing failed for a while: pause `ms` (P12). `until`: protocol 1. */
-  | { type: 'cooldown'; ms: number; until: number; code: TesseraErrorCode; message: string; status?: number }
+  /** Refreshing failed for a while: pause `ms` (P12). */
+  | { type: 'cooldown'; ms: number; code: 'NETWORK_ERROR' | 'TIMEOUT'; status?: number }
   | { type: 'refreshing' } // heartbeat of the tab holding the refresh lock
-  | { type: 'claim'; id: readonly [number, number] } // a tab without Web Locks asks for the refresh lock
+  | { type: 'claim'; id: number } // a tab without Web Locks asks for the refresh lock; the lowest id wins
 )
 
 type Body<User> = TabMessage<User> extends infer M ? (M extends unknown ? Omit<M, 'v' | 'seen'> : never) : never
 
 export const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) <= MAX
 const isOrder = (o: unknown): o is Order => Array.isArray(o) && o.length === 2 && isCount(o[0]) && isCount(o[1])
-/** Only what a cooldown can be about; anything else on the channel is not a Tessera tab's. */
-const COOLDOWN_CODES: readonly string[] = ['NETWORK_ERROR', 'TIMEOUT', 'INVALID_TOKEN_RESPONSE']
 /** A duration in ms from another tab: anything else counts as 0. */
 const duration = (n: unknown) => (typeof n === 'number' && n >= 0 && n <= 1e12 ? n : 0)
 
@@ -96,7 +93,7 @@ export interface Tabs<User> {
   stop(): void
 }
 
-let engines = 0 // tie-break of claims between engines of one page that draw the same random number
+let engines = 0 // a tie-break of claims between engines of one page that draw the same random number
 
 /** @internal */
 export function createTabs<User>(o: {
@@ -119,7 +116,7 @@ export function createTabs<User>(o: {
   let held = false
   let heldTimer: unknown
   let holding = false // this tab holds it
-  let rivals: (readonly [number, number])[] | null = null // claims heard while this tab's own claim is open
+  let rivals: number[] | null = null // claims heard while this tab's own claim is open
   const waiting = new Set<() => void>()
   const wake = () => waiting.forEach((w) => w())
   function hold(on: boolean) {
@@ -133,43 +130,46 @@ export function createTabs<User>(o: {
 
   /** Messages come from other code on the origin: each is checked and bounded, or ignored (I8). */
   function read(raw: unknown): TabMessage<User> | null {
-    const m = raw as Record<string, unknown> | null
-    if (m?.v !== undefined && (m.v !== PROTOCOL || !isCount(m.seen) || (m.seen as number) > seen + STEP)) return null
-    const legacy = m?.v === undefined
-    const from = legacy ? seen : (m!.seen as number)
-    switch (m?.type) {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- checked field by field below, then typed
+    const m = raw as Record<string, any> | null
+    if (!m || typeof m !== 'object') return null
+    const legacy = m.v === undefined
+    if (legacy) m.seen = seen
+    else if (m.v !== PROTOCOL || !isCount(m.seen) || m.seen > seen + STEP) return null
+    const mine = o.mine()
+    switch (m.type) {
+      case 'session': {
+        const t = ordered(m.tokens, mine, seen)
+        // Nothing beyond what its sender has seen, nor a jump of more than STEP refreshes.
+        if (!t || (!legacy && t.order[0] > m.seen) || (mine && t.order[0] === mine.order[0] && t.order[1] > mine.order[1] + STEP)) return null
+        m.tokens = t
+        // Protocol 1 times are the sender's clock, taken as they are (as protocol 1 did).
+        m.age = legacy ? clock.now() - t.receivedAt : duration(m.age)
+        m.took = duration(m.took)
+        m.user ??= null
+        break
+      }
+      case 'end':
+        // Protocol 1 names the session by its token; protocol 2 by its epoch, never one from the future.
+        m.epoch = legacy ? (mine && m.session?.accessToken === mine.accessToken ? mine.order[0] : -1) : isCount(m.epoch) && m.epoch <= seen ? m.epoch : -1
+        if (m.epoch < 0 || typeof m.expired !== 'boolean') return null
+        break
+      case 'cooldown':
+        m.ms = Math.min(Math.max(+(legacy ? m.until - clock.now() : m.ms) || 0, 0), MAX_COOLDOWN)
+        m.code = m.code === 'TIMEOUT' ? 'TIMEOUT' : 'NETWORK_ERROR'
+        if (!Number.isInteger(m.status)) delete m.status
+        break
+      case 'claim':
+        if (!Number.isFinite(m.id)) return null
+        break
       case 'hello':
       case 'here':
       case 'refreshing':
-        return { type: m.type, v: PROTOCOL, seen: from }
-      case 'claim':
-        return Array.isArray(m.id) && m.id.length === 2 && m.id.every(Number.isFinite) ? { type: 'claim', id: m.id as [number, number], v: PROTOCOL, seen: from } : null
-      case 'session': {
-        const mine = o.mine()
-        const tokens = ordered(m.tokens, mine, seen)
-        // Nothing from beyond what its sender has seen, nor a jump of more than STEP refreshes.
-        if (!tokens || (!legacy && tokens.order[0] > from)) return null
-        if (mine && tokens.order[0] === mine.order[0] && tokens.order[1] > mine.order[1] + STEP) return null
-        // Protocol 1 times are the sender's clock, taken as they are (as protocol 1 did).
-        const age = legacy ? clock.now() - tokens.receivedAt : duration(m.age)
-        return { type: 'session', tokens, user: (m.user ?? null) as User | null, age, took: duration(m.took), v: PROTOCOL, seen: from }
-      }
-      case 'end': {
-        const session = m.session as Session | undefined
-        const mine = o.mine()
-        // Protocol 1 names the session by its token; protocol 2 by its epoch, never one from the future.
-        const epoch = legacy ? (mine && session?.accessToken === mine.accessToken ? mine.order[0] : -1) : isCount(m.epoch) && m.epoch <= seen ? m.epoch : -1
-        return epoch >= 0 && typeof m.expired === 'boolean' ? { type: 'end', epoch, expired: m.expired, session: session!, v: PROTOCOL, seen: from } : null
-      }
-      case 'cooldown': {
-        const ms = legacy ? (m.until as number) - clock.now() : m.ms
-        if (!(typeof ms === 'number' && ms === ms) || !COOLDOWN_CODES.includes(m.code as string) || typeof m.message !== 'string') return null
-        const status = Number.isInteger(m.status) ? (m.status as number) : undefined
-        const bounded = Math.min(Math.max(ms, 0), MAX_COOLDOWN)
-        return { type: 'cooldown', ms: bounded, until: 0, code: m.code as TesseraErrorCode, message: m.message.slice(0, 200), status, v: PROTOCOL, seen: from }
-      }
+        break
+      default:
+        return null
     }
-    return null
+    return m as TabMessage<User>
   }
 
   const stop =
@@ -201,11 +201,11 @@ export function createTabs<User>(o: {
   /** Web Locks, waited for no longer than the holder keeps sending heartbeats. Unset when given up. */
   async function webLock(signal: AbortSignal): Promise<(() => void) | undefined> {
     const ctrl = new AbortController()
-    const abort = () => ctrl.abort(signal.reason)
+    const abort = () => ctrl.abort()
     let timer: unknown
     const rearm = () => {
       clock.clearTimeout(timer)
-      timer = clock.setTimeout(() => ctrl.abort(fail('TIMEOUT', 'Refresh lock not released')), patience)
+      timer = clock.setTimeout(abort, patience)
     }
     signal.addEventListener('abort', abort)
     waiting.add(rearm)
@@ -230,13 +230,13 @@ export function createTabs<User>(o: {
   async function claim(signal: AbortSignal) {
     for (;;) {
       while (held) await change(signal)
-      const id = [o.random(), self] as const
+      const id = o.random() + self / 2 ** 32
       rivals = []
       post({ type: 'claim', id })
       try {
         await sleep(o.settle, clock, signal)
       } finally {
-        const lost = rivals.some((r) => r[0] < id[0] || (r[0] === id[0] && r[1] < id[1]))
+        const lost = rivals.some((r) => r <= id)
         rivals = null
         if (lost && !held) hold(true) // the winner has `patience` to show itself
       }
