@@ -5,12 +5,14 @@ import { CORE, measure } from '../bench/measure.js'
  * Size budgets, esbuild min + gzip -9, measured as an app bundles each entry: frameworks and
  * clients external, and for the adapters the core external too (it is their peer).
  *
- * The core's budget is 7 200 bytes (issue 13 raised it from 6 350 to pay for a clock-free tab
- * ordering, a lock without Web Locks and bounds on everything read from the channel and storage);
- * `npm run bench -w tessera` prints what each part costs.
+ * The core's budget: issue 13 raised it from 6 350 to 7 200 bytes to pay for a clock-free tab
+ * ordering, a lock without Web Locks and bounds on everything read from the channel and storage;
+ * it came to 7 374 with the migration of the previous protocol (a deploy never logs anyone out).
+ * Issue 15's core features (token placement, `actions.user`, `reloadUser`, the user handed over
+ * with the login) add 241. `npm run bench -w tessera` prints what each part costs.
  */
 const budgets = {
-  core: 7_200,
+  core: 7_650,
   http: 2_500,
   oidc: 3_000,
   adapter: 1_200, // issue 5
