@@ -6,6 +6,7 @@ import { createAuth, isTesseraError, type Auth, type AuthStatus, type TesseraErr
 import { oidcAuthority, type OidcAuthorityOptions, type OidcLoginRequest, type OidcUser } from '../src/authorities/oidc.js'
 import { decodeSession } from '../src/core/stored.js'
 import { FakeClock, FakeStorage, flush } from './fakes.js'
+import { notATokenResponse, refusedRefresh, refusedRevocation, writeRaw, type RawAnswer } from './token-server-corpus.js'
 
 /**
  * Integration: the real engine with `oidcAuthority` against a real OpenID provider (oidc-provider)
@@ -15,6 +16,10 @@ const APP = 'http://127.0.0.1:5999'
 const REDIRECT = `${APP}/callback`
 let server: Server
 let issuer: string
+/** Issue 13 finding 4: the next answer of a path, written on the wire instead of the provider's (once). */
+const wire = new Map<string, RawAnswer>()
+/** Rewrites the provider's own JSON answer of the token endpoint (once). */
+let rewriteToken: ((body: Record<string, unknown>) => Record<string, unknown>) | null = null
 
 beforeAll(async () => {
   server = createServer()
@@ -42,7 +47,22 @@ beforeAll(async () => {
     cookies: { keys: ['tessera-test-cookie-key'] },
   })
   provider.on('server_error', (_ctx, err) => console.error('provider error', err))
-  server.on('request', provider.callback())
+  provider.use(async (ctx, next) => {
+    await next()
+    if (ctx.path === '/token' && ctx.status === 200 && rewriteToken) {
+      ctx.body = rewriteToken(ctx.body as Record<string, unknown>)
+      rewriteToken = null
+    }
+  })
+  const callback = provider.callback()
+  server.on('request', (req, res) => {
+    const path = new URL(req.url!, issuer).pathname
+    const answer = wire.get(path)
+    if (!answer) return callback(req, res)
+    wire.delete(path)
+    req.resume()
+    writeRaw(res, answer)
+  })
 })
 afterAll(() => new Promise<void>((r) => server.close(() => r())))
 
@@ -89,12 +109,15 @@ async function signIn(authorizationUrl: string, options: { cancel?: boolean } = 
 /** Calls to the provider, for assertions: which endpoints were hit, and what the token endpoint answered. */
 interface Calls {
   paths: string[]
+  /** What the token endpoint answered: its JSON, or `{ text }` when it was not JSON. */
   tokens: Array<{ grant: string | null; sent: string | null; body: Record<string, unknown> }>
   failNext: number | null
 }
 
 const engines: Auth<OidcUser, OidcLoginRequest>[] = []
 afterEach(() => {
+  wire.clear()
+  rewriteToken = null
   for (const a of engines.splice(0)) a.dispose()
   vi.unstubAllGlobals()
 })
@@ -117,7 +140,8 @@ function page(url = `${APP}/`, shared: { tx?: FakeStorage; session?: FakeStorage
     const res = await fetch(input, init)
     if (target.pathname === '/token') {
       const sent = new URLSearchParams(String(init?.body))
-      calls.tokens.push({ grant: sent.get('grant_type'), sent: sent.get('refresh_token'), body: await res.clone().json() })
+      const text = await res.clone().text()
+      calls.tokens.push({ grant: sent.get('grant_type'), sent: sent.get('refresh_token'), body: /^\s*\{/.test(text) ? JSON.parse(text) : { text } })
     }
     return res
   }
@@ -134,7 +158,8 @@ function page(url = `${APP}/`, shared: { tx?: FakeStorage; session?: FakeStorage
     allowInsecureRequests: true,
     ...extra,
   })
-  const auth = createAuth({ authority, storage: session, clock: new FakeClock(), retry: { attempts: 1 } })
+  const clock = new FakeClock()
+  const auth = createAuth({ authority, storage: session, clock, retry: { attempts: 1 } })
   engines.push(auth)
   const statuses: AuthStatus[] = [auth.getSnapshot().status]
   auth.subscribe(() => {
@@ -145,7 +170,7 @@ function page(url = `${APP}/`, shared: { tx?: FakeStorage; session?: FakeStorage
     const raw = session.map.get('tessera')
     return raw ? decodeSession<OidcUser>(raw).tokens : null
   }
-  return { auth, authority, tx, session, navigations, calls, statuses, state, stored }
+  return { auth, authority, tx, session, navigations, calls, statuses, state, stored, clock }
 }
 
 /** Starts a login in one page load and walks the provider; resolves the callback URL and the login's storage. */
@@ -418,5 +443,78 @@ describe('oidcAuthority against a real OpenID provider', () => {
     win.dispatchEvent(Object.assign(new Event('pageshow'), { persisted: true }))
     await expect(login).rejects.toMatchObject({ code: 'ABORTED' })
     expect(p.auth.getSnapshot().status).toBe('unauthenticated')
+  })
+})
+
+describe('Issue 13 finding 4: a provider that bends the spec, on the wire, through the engine', () => {
+  /** Token endpoint calls so far (refreshes, after the login). */
+  const tokenCalls = (p: ReturnType<typeof page>) => p.calls.paths.filter((x) => x === '/token').length
+
+  it.each(Object.entries(refusedRefresh))('a refresh answered %s ends the session: SESSION_EXPIRED, expired, nothing stored, never retried', async (_, answer) => {
+    const p = await loggedIn()
+    wire.set('/token', answer)
+    const expired = vi.fn()
+    p.auth.on('expired', expired)
+    const error = await p.auth.refresh().catch((e: TesseraError) => e)
+    expect(error).toMatchObject({ code: 'SESSION_EXPIRED', status: answer.status })
+    expect((error as TesseraError).cause).toMatchObject({ code: 'INVALID_GRANT', status: answer.status, field: 'refresh_token' })
+    expect(p.auth.getSnapshot()).toMatchObject({ status: 'expired', user: null, error: { code: 'SESSION_EXPIRED' } })
+    expect(expired).toHaveBeenCalledTimes(1)
+    await flush()
+    expect(p.stored()).toBeNull()
+    // Not a dead refresh token presented every 30 s for ever: an hour later, still no new attempt.
+    const calls = tokenCalls(p)
+    await p.clock.advance(3_600_000)
+    expect(tokenCalls(p)).toBe(calls)
+    await expect(p.auth.getAccessToken()).rejects.toMatchObject({ code: 'SESSION_EXPIRED' })
+  })
+
+  it('the provider\'s own words reach the error (invalid_code on 403), never a token', async () => {
+    const p = await loggedIn()
+    const tokens = p.stored()!
+    wire.set('/token', refusedRefresh['invalid_code (JSON) on 403']!)
+    const error = await p.auth.refresh().catch((e: TesseraError) => e)
+    expect((error as TesseraError).cause).toMatchObject({ message: expect.stringContaining('invalid_code: code expired'), cause: { error: 'invalid_code' } })
+    expectNoSecrets(error as TesseraError, tokens.refreshToken!, tokens.accessToken)
+  })
+
+  it.each(Object.entries(notATokenResponse))('a refresh answered %s is INVALID_TOKEN_RESPONSE: the session and its refresh token are kept', async (_, answer) => {
+    const p = await loggedIn()
+    const before = p.stored()!
+    wire.set('/token', answer)
+    await expect(p.auth.refresh()).rejects.toMatchObject({ code: 'INVALID_TOKEN_RESPONSE', status: 200 })
+    expect(p.auth.getSnapshot().status).toBe('authenticated')
+    expect(p.stored()!.refreshToken).toBe(before.refreshToken)
+    await p.auth.refresh() // the provider behaves again: the same refresh token still works
+    expect(p.stored()!.refreshToken).not.toBe(before.refreshToken)
+  })
+
+  it('lowercase token_type "bearer" and extra fields are a valid token response', async () => {
+    const p = await loggedIn()
+    const before = p.stored()!
+    rewriteToken = (body) => ({ ...body, token_type: 'bearer', not_before_policy: 0, session_state: 'x-1', 'x-custom': { nested: true } })
+    await p.auth.refresh()
+    expect(rewriteToken).toBeNull() // the answer really was rewritten on the wire
+    const after = p.stored()!
+    expect(p.calls.tokens.at(-1)!.body).toMatchObject({ token_type: 'bearer', session_state: 'x-1' })
+    expect(p.auth.getSnapshot()).toMatchObject({ status: 'authenticated', generation: 2 })
+    expect(after.refreshToken).not.toBe(before.refreshToken)
+    expect(await p.auth.getAccessToken()).toBe(after.accessToken)
+  })
+
+  it('a revocation answered 401 with an empty body: logout resolves, the local session is over, the refusal is a logout-error event', async () => {
+    const p = await loggedIn()
+    const tokens = p.stored()!
+    wire.set('/token/revocation', refusedRevocation)
+    const failures: TesseraError[] = []
+    p.auth.on('logout-error', (n) => void failures.push(n.error!))
+    await expect(p.auth.logout()).resolves.toBeUndefined()
+    expect(p.auth.getSnapshot()).toMatchObject({ status: 'unauthenticated', user: null })
+    await flush()
+    expect(p.stored()).toBeNull()
+    expect(failures).toHaveLength(1)
+    expect(failures[0]).toMatchObject({ code: 'INVALID_GRANT', status: 401, field: 'token' })
+    expectNoSecrets(failures[0]!, tokens.refreshToken!, tokens.accessToken)
+    expect(p.navigations).toHaveLength(1) // the provider's session is still ended
   })
 })
