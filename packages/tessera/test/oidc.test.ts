@@ -1,110 +1,24 @@
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import Provider from 'oidc-provider'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createAuth, isTesseraError, type Auth, type AuthStatus, type TesseraError } from '../src/index.js'
 import { oidcAuthority, type OidcAuthorityOptions, type OidcLoginRequest, type OidcUser } from '../src/authorities/oidc.js'
 import { decodeSession } from '../src/core/stored.js'
 import { FakeClock, FakeStorage, flush } from './fakes.js'
-import { notATokenResponse, refusedRefresh, refusedRevocation, writeRaw, type RawAnswer } from './token-server-corpus.js'
+import { APP, REDIRECT, startOidcProvider, walkProviderPages, type OidcTestProvider } from './oidc-kit.js'
+import { notATokenResponse, refusedRefresh, refusedRevocation, type RawAnswer } from './token-server-corpus.js'
 
 /**
  * Integration: the real engine with `oidcAuthority` against a real OpenID provider (oidc-provider)
  * on 127.0.0.1, its login and consent pages driven with plain fetch and a cookie jar.
  */
-const APP = 'http://127.0.0.1:5999'
-const REDIRECT = `${APP}/callback`
-let server: Server
+let op: OidcTestProvider
 let issuer: string
-/** Issue 13 finding 4: the next answer of a path, written on the wire instead of the provider's (once). */
-const wire = new Map<string, RawAnswer>()
-/** Rewrites the provider's own JSON answer of the token endpoint (once). */
-let rewriteToken: ((body: Record<string, unknown>) => Record<string, unknown>) | null = null
-
 beforeAll(async () => {
-  server = createServer()
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  const provider = new Provider(issuer, {
-    clients: [
-      {
-        client_id: 'web',
-        token_endpoint_auth_method: 'none', // public client: PKCE instead of a secret
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        redirect_uris: [REDIRECT],
-        post_logout_redirect_uris: [`${APP}/`],
-      },
-    ],
-    findAccount: (_ctx: unknown, id: string) => ({ accountId: id, claims: () => ({ sub: id, name: 'Ada Lovelace' }) }),
-    claims: { openid: ['sub'], profile: ['name'] },
-    features: { devInteractions: { enabled: true }, revocation: { enabled: true }, rpInitiatedLogout: { enabled: true } },
-    pkce: { required: () => true },
-    rotateRefreshToken: true,
-    // A refresh token for every code grant (by default offline_access also needs prompt=consent).
-    issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(t: string): boolean }) => client.grantTypeAllowed('refresh_token'),
-    ttl: { AccessToken: 60, AuthorizationCode: 60, IdToken: 60, RefreshToken: 3600, Interaction: 600, Session: 600, Grant: 3600 },
-    cookies: { keys: ['tessera-test-cookie-key'] },
-  })
-  provider.on('server_error', (_ctx, err) => console.error('provider error', err))
-  provider.use(async (ctx, next) => {
-    await next()
-    if (ctx.path === '/token' && ctx.status === 200 && rewriteToken) {
-      ctx.body = rewriteToken(ctx.body as Record<string, unknown>)
-      rewriteToken = null
-    }
-  })
-  const callback = provider.callback()
-  server.on('request', (req, res) => {
-    const path = new URL(req.url!, issuer).pathname
-    const answer = wire.get(path)
-    if (!answer) return callback(req, res)
-    wire.delete(path)
-    req.resume()
-    writeRaw(res, answer)
-  })
+  op = await startOidcProvider()
+  issuer = op.issuer
 })
-afterAll(() => new Promise<void>((r) => server.close(() => r())))
-
-/** Walks the provider's pages like a browser: follows redirects, submits login and consent, until it lands on the app. */
-async function signIn(authorizationUrl: string, options: { cancel?: boolean } = {}): Promise<string> {
-  const jar = new Map<string, string>()
-  let url = authorizationUrl
-  let body: string | undefined
-  for (let step = 0; step < 20; step++) {
-    const res = await fetch(url, {
-      method: body === undefined ? 'GET' : 'POST',
-      body,
-      redirect: 'manual',
-      headers: {
-        cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; '),
-        ...(body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded' }),
-      },
-    })
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';')
-      const i = pair!.indexOf('=')
-      jar.set(pair!.slice(0, i), pair!.slice(i + 1))
-    }
-    body = undefined
-    if (res.status >= 300 && res.status < 400) {
-      const next = new URL(res.headers.get('location')!, url).href
-      if (next.startsWith(APP)) return next
-      url = next
-      continue
-    }
-    const html = await res.text()
-    expect(res.status, html).toBe(200)
-    const action = new URL(/action="([^"]+)"/.exec(html)![1]!, url).href
-    const prompt = /name="prompt" value="(\w+)"/.exec(html)?.[1]
-    if (options.cancel) url = `${action}/abort`
-    else {
-      url = action
-      body = prompt === 'login' ? 'prompt=login&login=ada&password=any' : 'prompt=consent'
-    }
-  }
-  throw new Error('the provider flow did not end on the app')
-}
+afterAll(() => op.close())
+const wire = { set: (path: string, answer: RawAnswer) => op.wire.set(path, answer) }
+const signIn = (authorizationUrl: string, options: { cancel?: boolean } = {}) => walkProviderPages(authorizationUrl, APP, options)
 
 /** Calls to the provider, for assertions: which endpoints were hit, and what the token endpoint answered. */
 interface Calls {
@@ -116,8 +30,8 @@ interface Calls {
 
 const engines: Auth<OidcUser, OidcLoginRequest>[] = []
 afterEach(() => {
-  wire.clear()
-  rewriteToken = null
+  op.wire.clear()
+  op.rewriteToken = null
   for (const a of engines.splice(0)) a.dispose()
   vi.unstubAllGlobals()
 })
@@ -492,9 +406,9 @@ describe('Issue 13 finding 4: a provider that bends the spec, on the wire, throu
   it('lowercase token_type "bearer" and extra fields are a valid token response', async () => {
     const p = await loggedIn()
     const before = p.stored()!
-    rewriteToken = (body) => ({ ...body, token_type: 'bearer', not_before_policy: 0, session_state: 'x-1', 'x-custom': { nested: true } })
+    op.rewriteToken = (body) => ({ ...body, token_type: 'bearer', not_before_policy: 0, session_state: 'x-1', 'x-custom': { nested: true } })
     await p.auth.refresh()
-    expect(rewriteToken).toBeNull() // the answer really was rewritten on the wire
+    expect(op.rewriteToken).toBeNull() // the answer really was rewritten on the wire
     const after = p.stored()!
     expect(p.calls.tokens.at(-1)!.body).toMatchObject({ token_type: 'bearer', session_state: 'x-1' })
     expect(p.auth.getSnapshot()).toMatchObject({ status: 'authenticated', generation: 2 })
