@@ -431,3 +431,5 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
     },
   }
 }
+
+export { withProviders, type ProviderLogin, type ProvidersAuthority, type WithProvidersOptions } from './providers.js'
