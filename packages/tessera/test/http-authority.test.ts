@@ -189,7 +189,15 @@ function createAuthAgainst(baseUrl: string) {
 
 describe('Issue 13 finding 4: a JSON token server that bends the spec, on the wire, through the engine', () => {
   /** A token server whose next answer per path can be scripted byte for byte; otherwise it rotates honestly. */
-  async function bendingServer() {
+  async function bending(run: (s: Awaited<ReturnType<typeof startBending>>) => Promise<void>) {
+    const s = await startBending()
+    try {
+      await run(s)
+    } finally {
+      await s.close()
+    }
+  }
+  async function startBending() {
     const wire = new Map<string, RawAnswer>()
     const seen: string[] = []
     let n = 0
@@ -216,8 +224,7 @@ describe('Issue 13 finding 4: a JSON token server that bends the spec, on the wi
   }
 
   it.each(Object.entries(refusedRefresh))('a refresh answered %s ends the session: SESSION_EXPIRED, expired, never retried', async (_, answer) => {
-    const s = await bendingServer()
-    try {
+    await bending(async (s) => {
       s.wire.set('/refresh', answer)
       const error = await s.auth.refresh().catch((e: TesseraError) => e)
       expect(error).toMatchObject({ code: 'SESSION_EXPIRED', status: answer.status, cause: { code: 'INVALID_GRANT' } })
@@ -227,40 +234,31 @@ describe('Issue 13 finding 4: a JSON token server that bends the spec, on the wi
       const refreshes = s.seen.filter((p) => p === '/refresh').length
       await s.clock.advance(3_600_000)
       expect(s.seen.filter((p) => p === '/refresh').length).toBe(refreshes)
-    } finally {
-      await s.close()
-    }
+    })
   })
 
   it.each(Object.entries(notATokenResponse))('a refresh answered %s is INVALID_TOKEN_RESPONSE: the session is kept', async (_, answer) => {
-    const s = await bendingServer()
-    try {
+    await bending(async (s) => {
       s.wire.set('/refresh', answer)
       await expect(s.auth.refresh()).rejects.toMatchObject({ code: 'INVALID_TOKEN_RESPONSE', status: 200 })
       expect(s.auth.getSnapshot().status).toBe('authenticated')
       await s.auth.refresh()
       expect(await s.auth.getAccessToken()).toBe('at-2')
-    } finally {
-      await s.close()
-    }
+    })
   })
 
   it('lowercase token_type "bearer" and extra fields are a valid token response', async () => {
-    const s = await bendingServer()
-    try {
+    await bending(async (s) => {
       const body = JSON.stringify({ access_token: 'at-x', token_type: 'bearer', expires_in: 60, refresh_token: 'rt-x', scope: 'a b', 'not-before-policy': 0, session: { id: 1 } })
       s.wire.set('/refresh', { status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body })
       await s.auth.refresh()
       expect(s.auth.getSnapshot()).toMatchObject({ status: 'authenticated', generation: 2 })
       expect(await s.auth.getAccessToken()).toBe('at-x')
-    } finally {
-      await s.close()
-    }
+    })
   })
 
   it('a logout answered 401 with an empty body: logout resolves, the local session is over, the refusal is a logout-error event', async () => {
-    const s = await bendingServer()
-    try {
+    await bending(async (s) => {
       s.wire.set('/logout', refusedRevocation)
       const failures: TesseraError[] = []
       s.auth.on('logout-error', (n) => void failures.push(n.error!))
@@ -269,8 +267,6 @@ describe('Issue 13 finding 4: a JSON token server that bends the spec, on the wi
       expect(failures).toHaveLength(1)
       expect(failures[0]).toMatchObject({ status: 401 })
       expect(JSON.stringify({ m: failures[0]!.message, c: failures[0]!.cause })).not.toMatch(/rt-1|at-1/)
-    } finally {
-      await s.close()
-    }
+    })
   })
 })

@@ -119,6 +119,14 @@ function expectNoSession(p: ReturnType<typeof page>, field: string) {
   expect(new URL(p.state.url).search).toBe('') // and the callback is gone from the URL
 }
 
+/** I6, P11: after failures short of a refusal the session and its refresh token are kept; once the provider behaves, that token still refreshes. */
+async function expectKeptThenRefreshed(p: ReturnType<typeof page>, before: { refreshToken?: string }) {
+  expect(p.auth.getSnapshot().status).toBe('authenticated')
+  expect(p.stored()!.refreshToken).toBe(before.refreshToken)
+  await p.auth.refresh()
+  expect(p.stored()!.refreshToken).not.toBe(before.refreshToken)
+}
+
 /** I5: an error may name what went wrong, never carry the code or a token. */
 function expectNoSecrets(error: TesseraError | null, ...secrets: string[]) {
   const text = JSON.stringify({ message: error?.message, cause: error?.cause })
@@ -225,11 +233,8 @@ describe('oidcAuthority against a real OpenID provider', () => {
       p.calls.failNext = status
       const error = await p.auth.refresh().catch((e: TesseraError) => e)
       expect(error).toMatchObject({ code: 'NETWORK_ERROR', status, retryAfter: 2000 })
-      expect(p.auth.getSnapshot().status).toBe('authenticated')
-      expect(p.stored()!.refreshToken).toBe(before.refreshToken)
     }
-    await p.auth.refresh() // the provider is back: the same refresh token still works
-    expect(p.stored()!.refreshToken).not.toBe(before.refreshToken)
+    await expectKeptThenRefreshed(p, before)
   })
 
   it('logout revokes the refresh token and navigates to end_session with id_token_hint and post_logout_redirect_uri', async () => {
@@ -397,10 +402,7 @@ describe('Issue 13 finding 4: a provider that bends the spec, on the wire, throu
     const before = p.stored()!
     wire.set('/token', answer)
     await expect(p.auth.refresh()).rejects.toMatchObject({ code: 'INVALID_TOKEN_RESPONSE', status: 200 })
-    expect(p.auth.getSnapshot().status).toBe('authenticated')
-    expect(p.stored()!.refreshToken).toBe(before.refreshToken)
-    await p.auth.refresh() // the provider behaves again: the same refresh token still works
-    expect(p.stored()!.refreshToken).not.toBe(before.refreshToken)
+    await expectKeptThenRefreshed(p, before)
   })
 
   it('lowercase token_type "bearer" and extra fields are a valid token response', async () => {

@@ -73,6 +73,15 @@ function mount(provider: AuthProvider, reporters = 0) {
 const settle = () => act(() => new Promise((r) => setTimeout(r, 60)))
 const http401 = () => Object.assign(new Error('Unauthorized'), { statusCode: 401 })
 
+/** Account verbs that record their calls and succeed. */
+const recordingAccount = () =>
+  ({
+    register: vi.fn(async () => ({})),
+    forgotPassword: vi.fn(async () => {}),
+    resetPassword: vi.fn(async () => {}),
+    changePassword: vi.fn(async () => {}),
+  }) satisfies AccountApi
+
 async function loggedIn() {
   const t = setup()
   await t.auth.ready()
@@ -277,12 +286,7 @@ describe('refine <Refine> with the fake authority', () => {
 
   it('account verbs: useRegister, useForgotPassword, useUpdatePassword call the authority and redirect safely', async () => {
     const { auth } = await loggedIn()
-    const account = {
-      register: vi.fn(async () => ({})),
-      forgotPassword: vi.fn(async () => {}),
-      resetPassword: vi.fn(async () => {}),
-      changePassword: vi.fn(async () => {}),
-    } satisfies AccountApi
+    const account = recordingAccount()
     const hooks = mount(createRefineAuthProvider(auth, { account }))
     await expect(act(() => hooks.register.mutateAsync({ email: 'b@x.test', password: 'long enough' }))).resolves.toEqual({ success: true, redirectTo: '/login' })
     expect(account.register).toHaveBeenCalledWith({ email: 'b@x.test', password: 'long enough' })
@@ -304,12 +308,7 @@ describe('refine <Refine> with the fake authority', () => {
   it('issue 15: every method that takes a redirect honours it (redirectPath or redirectTo) through safeRedirect, and keeps it away from the server', async () => {
     const { auth, server } = await loggedIn()
     const login = vi.spyOn(server.authority, 'login')
-    const account = {
-      register: vi.fn(async () => ({})),
-      forgotPassword: vi.fn(async () => {}),
-      resetPassword: vi.fn(async () => {}),
-      changePassword: vi.fn(async () => {}),
-    } satisfies AccountApi
+    const account = recordingAccount()
     const hooks = mount(createRefineAuthProvider(auth, { account }))
     await expect(act(() => hooks.login.mutateAsync({ ...creds, redirectPath: '/orders?page=2' }))).resolves.toEqual({ success: true, redirectTo: '/orders?page=2' })
     expect(login).toHaveBeenLastCalledWith(creds, expect.any(AbortSignal)) // refine's fields are not credentials
