@@ -1,11 +1,14 @@
 import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openPgliteStore, silentLogger, startServer, type RunningServer, type Store } from '@tessera/server'
-import { createAuth, isTesseraError, type StoragePort } from '../src/index.js'
+import { createAuth, isTesseraError, type StoragePort, type TesseraError } from '../src/index.js'
 import { httpAuthority } from '../src/authorities/http.js'
 import { FakeClock, FakeStorage, flush } from './fakes.js'
+import { notATokenResponse, refusedRefresh, refusedRevocation, writeRaw, type RawAnswer } from './token-server-corpus.js'
 
 /** Integration: the real client against the real reference server over 127.0.0.1. */
 let store: Store
@@ -183,3 +186,87 @@ describe('httpAuthority against the reference server', () => {
 function createAuthAgainst(baseUrl: string) {
   return { auth: createAuth({ authority: httpAuthority({ baseUrl }), clock, environment: { subscribe: () => () => {} } }) }
 }
+
+describe('Issue 13 finding 4: a JSON token server that bends the spec, on the wire, through the engine', () => {
+  /** A token server whose next answer per path can be scripted byte for byte; otherwise it rotates honestly. */
+  async function bending(run: (s: Awaited<ReturnType<typeof startBending>>) => Promise<void>) {
+    const s = await startBending()
+    try {
+      await run(s)
+    } finally {
+      await s.close()
+    }
+  }
+  async function startBending() {
+    const wire = new Map<string, RawAnswer>()
+    const seen: string[] = []
+    let n = 0
+    const tokens = () => JSON.stringify({ access_token: `at-${++n}`, token_type: 'Bearer', expires_in: 60, refresh_token: `rt-${n}` })
+    const server = createServer((req, res) => {
+      req.resume()
+      seen.push(req.url!)
+      const scripted = wire.get(req.url!)
+      wire.delete(req.url!)
+      writeRaw(res, scripted ?? { status: req.url === '/logout' ? 204 : 200, headers: { 'content-type': 'application/json' }, body: req.url === '/logout' ? '' : tokens() })
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const clock = new FakeClock()
+    const storage = new FakeStorage()
+    const auth = createAuth({ authority: httpAuthority({ baseUrl: url, endpoints: { me: null } }), clock, storage, retry: { attempts: 1 }, environment: { subscribe: () => () => {} } })
+    await auth.ready()
+    await auth.login({ email, password })
+    const close = () => {
+      auth.dispose()
+      return new Promise<void>((r) => server.close(() => r()))
+    }
+    return { auth, wire, seen, clock, storage, close }
+  }
+
+  it.each(Object.entries(refusedRefresh))('a refresh answered %s ends the session: SESSION_EXPIRED, expired, never retried', async (_, answer) => {
+    await bending(async (s) => {
+      s.wire.set('/refresh', answer)
+      const error = await s.auth.refresh().catch((e: TesseraError) => e)
+      expect(error).toMatchObject({ code: 'SESSION_EXPIRED', status: answer.status, cause: { code: 'INVALID_GRANT' } })
+      expect(s.auth.getSnapshot()).toMatchObject({ status: 'expired', error: { code: 'SESSION_EXPIRED' } })
+      await flush()
+      expect(s.storage.map.get('tessera')).toBeUndefined()
+      const refreshes = s.seen.filter((p) => p === '/refresh').length
+      await s.clock.advance(3_600_000)
+      expect(s.seen.filter((p) => p === '/refresh').length).toBe(refreshes)
+    })
+  })
+
+  it.each(Object.entries(notATokenResponse))('a refresh answered %s is INVALID_TOKEN_RESPONSE: the session is kept', async (_, answer) => {
+    await bending(async (s) => {
+      s.wire.set('/refresh', answer)
+      await expect(s.auth.refresh()).rejects.toMatchObject({ code: 'INVALID_TOKEN_RESPONSE', status: 200 })
+      expect(s.auth.getSnapshot().status).toBe('authenticated')
+      await s.auth.refresh()
+      expect(await s.auth.getAccessToken()).toBe('at-2')
+    })
+  })
+
+  it('lowercase token_type "bearer" and extra fields are a valid token response', async () => {
+    await bending(async (s) => {
+      const body = JSON.stringify({ access_token: 'at-x', token_type: 'bearer', expires_in: 60, refresh_token: 'rt-x', scope: 'a b', 'not-before-policy': 0, session: { id: 1 } })
+      s.wire.set('/refresh', { status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body })
+      await s.auth.refresh()
+      expect(s.auth.getSnapshot()).toMatchObject({ status: 'authenticated', generation: 2 })
+      expect(await s.auth.getAccessToken()).toBe('at-x')
+    })
+  })
+
+  it('a logout answered 401 with an empty body: logout resolves, the local session is over, the refusal is a logout-error event', async () => {
+    await bending(async (s) => {
+      s.wire.set('/logout', refusedRevocation)
+      const failures: TesseraError[] = []
+      s.auth.on('logout-error', (n) => void failures.push(n.error!))
+      await expect(s.auth.logout()).resolves.toBeUndefined()
+      expect(s.auth.getSnapshot().status).toBe('unauthenticated')
+      expect(failures).toHaveLength(1)
+      expect(failures[0]).toMatchObject({ status: 401 })
+      expect(JSON.stringify({ m: failures[0]!.message, c: failures[0]!.cause })).not.toMatch(/rt-1|at-1/)
+    })
+  })
+})

@@ -5,5 +5,7 @@ declare module 'oidc-provider' {
     constructor(issuer: string, configuration: Record<string, unknown>)
     callback(): (req: IncomingMessage, res: ServerResponse) => void
     on(event: string, listener: (...args: unknown[]) => void): this
+    /** A Koa middleware around every endpoint. */
+    use(middleware: (ctx: { path: string; status: number; body: unknown }, next: () => Promise<void>) => Promise<void>): void
   }
 }

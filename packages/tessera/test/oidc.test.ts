@@ -1,100 +1,37 @@
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import Provider from 'oidc-provider'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createAuth, isTesseraError, type Auth, type AuthStatus, type TesseraError } from '../src/index.js'
 import { oidcAuthority, type OidcAuthorityOptions, type OidcLoginRequest, type OidcUser } from '../src/authorities/oidc.js'
 import { decodeSession } from '../src/core/stored.js'
 import { FakeClock, FakeStorage, flush } from './fakes.js'
+import { APP, REDIRECT, startOidcProvider, walkProviderPages, type OidcTestProvider } from './oidc-kit.js'
+import { notATokenResponse, refusedRefresh, refusedRevocation, type RawAnswer } from './token-server-corpus.js'
 
 /**
  * Integration: the real engine with `oidcAuthority` against a real OpenID provider (oidc-provider)
  * on 127.0.0.1, its login and consent pages driven with plain fetch and a cookie jar.
  */
-const APP = 'http://127.0.0.1:5999'
-const REDIRECT = `${APP}/callback`
-let server: Server
+let op: OidcTestProvider
 let issuer: string
-
 beforeAll(async () => {
-  server = createServer()
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  const provider = new Provider(issuer, {
-    clients: [
-      {
-        client_id: 'web',
-        token_endpoint_auth_method: 'none', // public client: PKCE instead of a secret
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        redirect_uris: [REDIRECT],
-        post_logout_redirect_uris: [`${APP}/`],
-      },
-    ],
-    findAccount: (_ctx: unknown, id: string) => ({ accountId: id, claims: () => ({ sub: id, name: 'Ada Lovelace' }) }),
-    claims: { openid: ['sub'], profile: ['name'] },
-    features: { devInteractions: { enabled: true }, revocation: { enabled: true }, rpInitiatedLogout: { enabled: true } },
-    pkce: { required: () => true },
-    rotateRefreshToken: true,
-    // A refresh token for every code grant (by default offline_access also needs prompt=consent).
-    issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(t: string): boolean }) => client.grantTypeAllowed('refresh_token'),
-    ttl: { AccessToken: 60, AuthorizationCode: 60, IdToken: 60, RefreshToken: 3600, Interaction: 600, Session: 600, Grant: 3600 },
-    cookies: { keys: ['tessera-test-cookie-key'] },
-  })
-  provider.on('server_error', (_ctx, err) => console.error('provider error', err))
-  server.on('request', provider.callback())
+  op = await startOidcProvider()
+  issuer = op.issuer
 })
-afterAll(() => new Promise<void>((r) => server.close(() => r())))
-
-/** Walks the provider's pages like a browser: follows redirects, submits login and consent, until it lands on the app. */
-async function signIn(authorizationUrl: string, options: { cancel?: boolean } = {}): Promise<string> {
-  const jar = new Map<string, string>()
-  let url = authorizationUrl
-  let body: string | undefined
-  for (let step = 0; step < 20; step++) {
-    const res = await fetch(url, {
-      method: body === undefined ? 'GET' : 'POST',
-      body,
-      redirect: 'manual',
-      headers: {
-        cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; '),
-        ...(body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded' }),
-      },
-    })
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';')
-      const i = pair!.indexOf('=')
-      jar.set(pair!.slice(0, i), pair!.slice(i + 1))
-    }
-    body = undefined
-    if (res.status >= 300 && res.status < 400) {
-      const next = new URL(res.headers.get('location')!, url).href
-      if (next.startsWith(APP)) return next
-      url = next
-      continue
-    }
-    const html = await res.text()
-    expect(res.status, html).toBe(200)
-    const action = new URL(/action="([^"]+)"/.exec(html)![1]!, url).href
-    const prompt = /name="prompt" value="(\w+)"/.exec(html)?.[1]
-    if (options.cancel) url = `${action}/abort`
-    else {
-      url = action
-      body = prompt === 'login' ? 'prompt=login&login=ada&password=any' : 'prompt=consent'
-    }
-  }
-  throw new Error('the provider flow did not end on the app')
-}
+afterAll(() => op.close())
+const wire = { set: (path: string, answer: RawAnswer) => op.wire.set(path, answer) }
+const signIn = (authorizationUrl: string, options: { cancel?: boolean } = {}) => walkProviderPages(authorizationUrl, APP, options)
 
 /** Calls to the provider, for assertions: which endpoints were hit, and what the token endpoint answered. */
 interface Calls {
   paths: string[]
+  /** What the token endpoint answered: its JSON, or `{ text }` when it was not JSON. */
   tokens: Array<{ grant: string | null; sent: string | null; body: Record<string, unknown> }>
   failNext: number | null
 }
 
 const engines: Auth<OidcUser, OidcLoginRequest>[] = []
 afterEach(() => {
+  op.wire.clear()
+  op.rewriteToken = null
   for (const a of engines.splice(0)) a.dispose()
   vi.unstubAllGlobals()
 })
@@ -117,7 +54,8 @@ function page(url = `${APP}/`, shared: { tx?: FakeStorage; session?: FakeStorage
     const res = await fetch(input, init)
     if (target.pathname === '/token') {
       const sent = new URLSearchParams(String(init?.body))
-      calls.tokens.push({ grant: sent.get('grant_type'), sent: sent.get('refresh_token'), body: await res.clone().json() })
+      const text = await res.clone().text()
+      calls.tokens.push({ grant: sent.get('grant_type'), sent: sent.get('refresh_token'), body: /^\s*\{/.test(text) ? JSON.parse(text) : { text } })
     }
     return res
   }
@@ -134,7 +72,8 @@ function page(url = `${APP}/`, shared: { tx?: FakeStorage; session?: FakeStorage
     allowInsecureRequests: true,
     ...extra,
   })
-  const auth = createAuth({ authority, storage: session, clock: new FakeClock(), retry: { attempts: 1 } })
+  const clock = new FakeClock()
+  const auth = createAuth({ authority, storage: session, clock, retry: { attempts: 1 } })
   engines.push(auth)
   const statuses: AuthStatus[] = [auth.getSnapshot().status]
   auth.subscribe(() => {
@@ -145,7 +84,7 @@ function page(url = `${APP}/`, shared: { tx?: FakeStorage; session?: FakeStorage
     const raw = session.map.get('tessera')
     return raw ? decodeSession<OidcUser>(raw).tokens : null
   }
-  return { auth, authority, tx, session, navigations, calls, statuses, state, stored }
+  return { auth, authority, tx, session, navigations, calls, statuses, state, stored, clock }
 }
 
 /** Starts a login in one page load and walks the provider; resolves the callback URL and the login's storage. */
@@ -178,6 +117,14 @@ function expectNoSession(p: ReturnType<typeof page>, field: string) {
   expect(p.stored()).toBeNull()
   expect(p.tx.map.size).toBe(0) // the login in progress is consumed either way
   expect(new URL(p.state.url).search).toBe('') // and the callback is gone from the URL
+}
+
+/** I6, P11: after failures short of a refusal the session and its refresh token are kept; once the provider behaves, that token still refreshes. */
+async function expectKeptThenRefreshed(p: ReturnType<typeof page>, before: { refreshToken?: string }) {
+  expect(p.auth.getSnapshot().status).toBe('authenticated')
+  expect(p.stored()!.refreshToken).toBe(before.refreshToken)
+  await p.auth.refresh()
+  expect(p.stored()!.refreshToken).not.toBe(before.refreshToken)
 }
 
 /** I5: an error may name what went wrong, never carry the code or a token. */
@@ -286,11 +233,8 @@ describe('oidcAuthority against a real OpenID provider', () => {
       p.calls.failNext = status
       const error = await p.auth.refresh().catch((e: TesseraError) => e)
       expect(error).toMatchObject({ code: 'NETWORK_ERROR', status, retryAfter: 2000 })
-      expect(p.auth.getSnapshot().status).toBe('authenticated')
-      expect(p.stored()!.refreshToken).toBe(before.refreshToken)
     }
-    await p.auth.refresh() // the provider is back: the same refresh token still works
-    expect(p.stored()!.refreshToken).not.toBe(before.refreshToken)
+    await expectKeptThenRefreshed(p, before)
   })
 
   it('logout revokes the refresh token and navigates to end_session with id_token_hint and post_logout_redirect_uri', async () => {
@@ -418,5 +362,75 @@ describe('oidcAuthority against a real OpenID provider', () => {
     win.dispatchEvent(Object.assign(new Event('pageshow'), { persisted: true }))
     await expect(login).rejects.toMatchObject({ code: 'ABORTED' })
     expect(p.auth.getSnapshot().status).toBe('unauthenticated')
+  })
+})
+
+describe('Issue 13 finding 4: a provider that bends the spec, on the wire, through the engine', () => {
+  /** Token endpoint calls so far (refreshes, after the login). */
+  const tokenCalls = (p: ReturnType<typeof page>) => p.calls.paths.filter((x) => x === '/token').length
+
+  it.each(Object.entries(refusedRefresh))('a refresh answered %s ends the session: SESSION_EXPIRED, expired, nothing stored, never retried', async (_, answer) => {
+    const p = await loggedIn()
+    wire.set('/token', answer)
+    const expired = vi.fn()
+    p.auth.on('expired', expired)
+    const error = await p.auth.refresh().catch((e: TesseraError) => e)
+    expect(error).toMatchObject({ code: 'SESSION_EXPIRED', status: answer.status })
+    expect((error as TesseraError).cause).toMatchObject({ code: 'INVALID_GRANT', status: answer.status, field: 'refresh_token' })
+    expect(p.auth.getSnapshot()).toMatchObject({ status: 'expired', user: null, error: { code: 'SESSION_EXPIRED' } })
+    expect(expired).toHaveBeenCalledTimes(1)
+    await flush()
+    expect(p.stored()).toBeNull()
+    // Not a dead refresh token presented every 30 s for ever: an hour later, still no new attempt.
+    const calls = tokenCalls(p)
+    await p.clock.advance(3_600_000)
+    expect(tokenCalls(p)).toBe(calls)
+    await expect(p.auth.getAccessToken()).rejects.toMatchObject({ code: 'SESSION_EXPIRED' })
+  })
+
+  it('the provider\'s own words reach the error (invalid_code on 403), never a token', async () => {
+    const p = await loggedIn()
+    const tokens = p.stored()!
+    wire.set('/token', refusedRefresh['invalid_code (JSON) on 403']!)
+    const error = await p.auth.refresh().catch((e: TesseraError) => e)
+    expect((error as TesseraError).cause).toMatchObject({ message: expect.stringContaining('invalid_code: code expired'), cause: { error: 'invalid_code' } })
+    expectNoSecrets(error as TesseraError, tokens.refreshToken!, tokens.accessToken)
+  })
+
+  it.each(Object.entries(notATokenResponse))('a refresh answered %s is INVALID_TOKEN_RESPONSE: the session and its refresh token are kept', async (_, answer) => {
+    const p = await loggedIn()
+    const before = p.stored()!
+    wire.set('/token', answer)
+    await expect(p.auth.refresh()).rejects.toMatchObject({ code: 'INVALID_TOKEN_RESPONSE', status: 200 })
+    await expectKeptThenRefreshed(p, before)
+  })
+
+  it('lowercase token_type "bearer" and extra fields are a valid token response', async () => {
+    const p = await loggedIn()
+    const before = p.stored()!
+    op.rewriteToken = (body) => ({ ...body, token_type: 'bearer', not_before_policy: 0, session_state: 'x-1', 'x-custom': { nested: true } })
+    await p.auth.refresh()
+    expect(op.rewriteToken).toBeNull() // the answer really was rewritten on the wire
+    const after = p.stored()!
+    expect(p.calls.tokens.at(-1)!.body).toMatchObject({ token_type: 'bearer', session_state: 'x-1' })
+    expect(p.auth.getSnapshot()).toMatchObject({ status: 'authenticated', generation: 2 })
+    expect(after.refreshToken).not.toBe(before.refreshToken)
+    expect(await p.auth.getAccessToken()).toBe(after.accessToken)
+  })
+
+  it('a revocation answered 401 with an empty body: logout resolves, the local session is over, the refusal is a logout-error event', async () => {
+    const p = await loggedIn()
+    const tokens = p.stored()!
+    wire.set('/token/revocation', refusedRevocation)
+    const failures: TesseraError[] = []
+    p.auth.on('logout-error', (n) => void failures.push(n.error!))
+    await expect(p.auth.logout()).resolves.toBeUndefined()
+    expect(p.auth.getSnapshot()).toMatchObject({ status: 'unauthenticated', user: null })
+    await flush()
+    expect(p.stored()).toBeNull()
+    expect(failures).toHaveLength(1)
+    expect(failures[0]).toMatchObject({ code: 'INVALID_GRANT', status: 401, field: 'token' })
+    expectNoSecrets(failures[0]!, tokens.refreshToken!, tokens.accessToken)
+    expect(p.navigations).toHaveLength(1) // the provider's session is still ended
   })
 })

@@ -1,4 +1,5 @@
 // @vitest-environment happy-dom
+// @vitest-environment-options {"url":"http://127.0.0.1:5999/"}
 import {
   Refine,
   useForgotPassword,
@@ -14,12 +15,14 @@ import {
 } from '@refinedev/core'
 import { act, cleanup, render, waitFor } from '@testing-library/react'
 import { spawn, type ChildProcess } from 'node:child_process'
+import { resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { httpAuthority } from '../src/authorities/http.js'
+import { oidcAuthority, withProviders, type OidcUser } from '../src/authorities/oidc.js'
 import { createRefineAuthProvider, safeRedirect, type AccountApi } from '../src/bindings/refine.js'
 import { createAuth, TesseraError, type Auth } from '../src/index.js'
-import { setup } from './fakes.js'
+import { FakeStorage, setup } from './fakes.js'
 
 type User = { id: string; name: string; roles?: string[] }
 const creds = { user: 'ada', password: 'pw' }
@@ -69,6 +72,15 @@ function mount(provider: AuthProvider, reporters = 0) {
 
 const settle = () => act(() => new Promise((r) => setTimeout(r, 60)))
 const http401 = () => Object.assign(new Error('Unauthorized'), { statusCode: 401 })
+
+/** Account verbs that record their calls and succeed. */
+const recordingAccount = () =>
+  ({
+    register: vi.fn(async () => ({})),
+    forgotPassword: vi.fn(async () => {}),
+    resetPassword: vi.fn(async () => {}),
+    changePassword: vi.fn(async () => {}),
+  }) satisfies AccountApi
 
 async function loggedIn() {
   const t = setup()
@@ -274,12 +286,7 @@ describe('refine <Refine> with the fake authority', () => {
 
   it('account verbs: useRegister, useForgotPassword, useUpdatePassword call the authority and redirect safely', async () => {
     const { auth } = await loggedIn()
-    const account = {
-      register: vi.fn(async () => ({})),
-      forgotPassword: vi.fn(async () => {}),
-      resetPassword: vi.fn(async () => {}),
-      changePassword: vi.fn(async () => {}),
-    } satisfies AccountApi
+    const account = recordingAccount()
     const hooks = mount(createRefineAuthProvider(auth, { account }))
     await expect(act(() => hooks.register.mutateAsync({ email: 'b@x.test', password: 'long enough' }))).resolves.toEqual({ success: true, redirectTo: '/login' })
     expect(account.register).toHaveBeenCalledWith({ email: 'b@x.test', password: 'long enough' })
@@ -296,6 +303,37 @@ describe('refine <Refine> with the fake authority', () => {
     expect(mismatch).toMatchObject({ success: false, error: { message: 'The passwords do not match' } })
     account.register.mockRejectedValueOnce(new TesseraError('LOGIN_FAILED', 'taken', { status: 409 }))
     await expect(act(() => hooks.register.mutateAsync({ email: 'b@x.test' }))).resolves.toMatchObject({ success: false, error: { message: 'taken' } })
+  })
+
+  it('issue 15: every method that takes a redirect honours it (redirectPath or redirectTo) through safeRedirect, and keeps it away from the server', async () => {
+    const { auth, server } = await loggedIn()
+    const login = vi.spyOn(server.authority, 'login')
+    const account = recordingAccount()
+    const hooks = mount(createRefineAuthProvider(auth, { account }))
+    await expect(act(() => hooks.login.mutateAsync({ ...creds, redirectPath: '/orders?page=2' }))).resolves.toEqual({ success: true, redirectTo: '/orders?page=2' })
+    expect(login).toHaveBeenLastCalledWith(creds, expect.any(AbortSignal)) // refine's fields are not credentials
+    await expect(act(() => hooks.login.mutateAsync({ ...creds, redirectTo: '/reports' }))).resolves.toEqual({ success: true, redirectTo: '/reports' })
+    await expect(act(() => hooks.login.mutateAsync({ ...creds, redirectPath: '//evil.com/phish' }))).resolves.toEqual({ success: true, redirectTo: '/' })
+    await expect(act(() => hooks.register.mutateAsync({ email: 'b@x.test', redirectPath: '/welcome' }))).resolves.toEqual({ success: true, redirectTo: '/welcome' })
+    expect(account.register).toHaveBeenLastCalledWith({ email: 'b@x.test' })
+    await expect(act(() => hooks.register.mutateAsync({ email: 'b@x.test', redirectPath: 'javascript:alert(1)' }))).resolves.toEqual({ success: true, redirectTo: '/login' })
+    await expect(act(() => hooks.forgot.mutateAsync({ email: 'b@x.test', redirectPath: '/check-your-mail' } as { email: string }))).resolves.toEqual({
+      success: true,
+      redirectTo: '/check-your-mail',
+    })
+    await expect(act(() => hooks.forgot.mutateAsync({ email: 'b@x.test', redirectTo: 'https://evil.com/' } as { email: string }))).resolves.toEqual({ success: true, redirectTo: '/login' })
+    await expect(act(() => hooks.update.mutateAsync({ token: 'reset-1', password: 'new password', redirectPath: '/signed-out' }))).resolves.toEqual({
+      success: true,
+      redirectTo: '/signed-out',
+    })
+    await expect(act(() => hooks.update.mutateAsync({ token: 'reset-1', password: 'new password', redirectPath: '/%2F%2Fevil.com' }))).resolves.toEqual({
+      success: true,
+      redirectTo: '/',
+    })
+    await expect(act(() => hooks.update.mutateAsync({ currentPassword: 'pw', password: 'new password', redirectTo: '/profile' }))).resolves.toEqual({
+      success: true,
+      redirectTo: '/profile',
+    })
   })
 
   it('without account verbs, register/forgotPassword/updatePassword resolve { success: false }', async () => {
@@ -339,7 +377,7 @@ describe('refine against the reference server', () => {
         if (m.mail) mail.set(m.mail, m.token!)
       })
     })
-  })
+  }, 60_000) // a child process on a busy machine
   afterEach(() => {
     engines.splice(0).forEach((a) => a.dispose())
   })
@@ -422,5 +460,114 @@ describe('refine against the reference server', () => {
     await expect(act(() => hooks.update.mutateAsync({ currentPassword: 'correct horse', password: 'battery staple' }))).resolves.toEqual({ success: true })
     await provider.logout({})
     await expect(provider.login({ email: address, password: 'battery staple' })).resolves.toMatchObject({ success: true })
+  })
+})
+
+// ── providerName: "Sign in with …" through a real OpenID provider ──
+// oidc-provider runs in a child process (this DOM environment's fetch is happy-dom's, and so is the
+// one the app uses); the child also walks the provider's pages as the user's browser would. The
+// page's origin is the client's registered one, so the provider answers its CORS requests.
+const providerScript = `
+import { createInterface } from 'node:readline'
+const { startOidcProvider, walkProviderPages, APP } = await import(process.env.TESSERA_OIDC_KIT)
+const op = await startOidcProvider()
+console.log(JSON.stringify({ issuer: op.issuer }))
+createInterface({ input: process.stdin }).on('line', async (line) => {
+  console.log(JSON.stringify({ callback: await walkProviderPages(JSON.parse(line).walk, APP) }))
+})
+process.stdin.on('end', async () => { await op.close(); process.exit(0) })
+`
+
+describe('refine providerName through a real OpenID provider (issue 15)', () => {
+  let child: ChildProcess
+  let issuer = ''
+  const answers: ((callback: string) => void)[] = []
+  const engines: Auth[] = []
+
+  beforeAll(async () => {
+    child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', providerScript], {
+      env: { ...process.env, TESSERA_OIDC_KIT: resolve(__dirname, 'oidc-kit.ts') },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    })
+    issuer = await new Promise<string>((resolve, reject) => {
+      child.once('exit', (code) => reject(new Error(`the OpenID provider exited with ${code}`)))
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        if (!line.startsWith('{')) return // the provider's own warnings
+        const m = JSON.parse(line) as { issuer?: string; callback?: string }
+        if (m.issuer) resolve(m.issuer)
+        if (m.callback) answers.shift()!(m.callback)
+      })
+    })
+  }, 60_000)
+  afterEach(() => engines.splice(0).forEach((a) => a.dispose()))
+  afterAll(async () => {
+    if (!child || child.exitCode !== null) return
+    const exited = new Promise((r) => child.once('exit', r))
+    child.stdin!.end()
+    await exited
+  })
+  const walk = (authorizationUrl: string) => new Promise<string>((resolve) => (answers.push(resolve), child.stdin!.write(JSON.stringify({ walk: authorizationUrl }) + '\n')))
+
+  /** One page load of the app: `withProviders` with one provider, `social`, and refine over it. */
+  function page(tab: { session: FakeStorage; tx: FakeStorage; provider: FakeStorage }, url = `${location.origin}/`) {
+    const navigations: string[] = []
+    // The user is the ID token's claims: oauth4webapi's userinfo request checks `instanceof URL`,
+    // which happy-dom's URL (a subclass) fails here; browsers and the Node tests use userinfo.
+    const noUserinfo: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init)
+      if (!String(input).endsWith('/.well-known/openid-configuration')) return res
+      const { userinfo_endpoint: _, ...metadata } = await res.json()
+      return Response.json(metadata)
+    }
+    const social = oidcAuthority({
+      issuer,
+      fetch: noUserinfo,
+      clientId: 'web',
+      redirectUri: `${location.origin}/callback`,
+      postLogoutRedirectUri: `${location.origin}/`,
+      storage: tab.tx,
+      navigate: (u) => void navigations.push(u),
+      currentUrl: () => url,
+      replaceUrl: (u) => void (url = u),
+      allowInsecureRequests: true,
+    })
+    const authority = withProviders<OidcUser, never>(null, { social }, { storage: tab.provider })
+    const key = `refine-oidc-${engines.length}-${Date.now()}`
+    const auth = createAuth({ authority, storage: tab.session, key })
+    engines.push(auth as Auth)
+    const refreshToken = () => JSON.parse(tab.session.map.get(key) ?? 'null')?.tokens.refreshToken as string | undefined
+    return { auth, authority, navigations, refreshToken, provider: createRefineAuthProvider(auth) }
+  }
+
+  it('useLogin({ providerName }) leaves for that provider; back on the callback, refine is signed in with its user; useLogout revokes there', async () => {
+    const tab = { session: new FakeStorage(), tx: new FakeStorage(), provider: new FakeStorage() }
+    const first = page(tab)
+    let hooks = mount(first.provider)
+    act(() => hooks.login.mutate({ providerName: 'social', redirectPath: '/after' }))
+    await waitFor(() => expect(first.navigations).toHaveLength(1))
+    const authorization = new URL(first.navigations[0]!)
+    expect(authorization.origin + authorization.pathname).toBe(`${issuer}/auth`)
+    expect(authorization.searchParams.get('code_challenge_method')).toBe('S256')
+    expect(hooks.login.isPending).toBe(true) // the page is leaving: no success, no error, no flash
+    const callback = await walk(authorization.href)
+    cleanup()
+
+    const back = page(tab, callback)
+    hooks = mount(back.provider)
+    await waitFor(() => expect(hooks.check.data).toEqual({ authenticated: true }), { timeout: 20_000 })
+    await waitFor(() => expect(hooks.identity.data).toMatchObject({ sub: 'ada', iss: issuer, aud: 'web' }), { timeout: 20_000 })
+    const refreshToken = back.refreshToken()!
+    expect(refreshToken).toMatch(/^social~/)
+    await expect(act(() => hooks.logout.mutateAsync())).resolves.toEqual({ success: true, redirectTo: '/login' })
+    expect(back.auth.getSnapshot().status).toBe('unauthenticated')
+    expect(new URL(back.navigations.at(-1)!).pathname).toBe('/session/end')
+    const revoked = await back.authority.refresh(refreshToken, new AbortController().signal).catch((e: TesseraError) => e)
+    expect(revoked).toMatchObject({ code: 'INVALID_GRANT' })
+  })
+
+  it('a providerName nobody registered is { success: false } with LOGIN_FAILED, and nothing leaves the page', async () => {
+    const p = page({ session: new FakeStorage(), tx: new FakeStorage(), provider: new FakeStorage() })
+    await expect(p.provider.login({ providerName: 'github' })).resolves.toMatchObject({ success: false, error: { code: 'LOGIN_FAILED', field: 'provider' } })
+    expect(p.navigations).toEqual([])
   })
 })

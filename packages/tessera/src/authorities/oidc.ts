@@ -114,20 +114,30 @@ interface Transaction {
 /** Callback parameters dropped from the URL once read (RFC 6749 §4.1.2, RFC 9207, OIDC Session). */
 const CALLBACK_PARAMS = ['code', 'state', 'iss', 'error', 'error_description', 'error_uri', 'session_state']
 
+/** The provider's own `error` and `error_description`: from a JSON error body, a callback, or a `WWW-Authenticate` challenge. */
+function providerWords(e: unknown): { error?: string; error_description?: string } {
+  if (e instanceof oauth.WWWAuthenticateChallengeError) return e.cause[0]?.parameters ?? {}
+  if (e instanceof oauth.ResponseBodyError || e instanceof oauth.AuthorizationResponseError) return { error: e.error, error_description: e.error_description }
+  return {}
+}
+
 /**
  * What a failure of oauth4webapi may safely carry into a {@link TesseraError}: its codes and the
  * provider's words, never its own `cause` (which can hold the authorization code, the token
  * response or the ID token's claims; I5).
  */
 function safeCause(e: unknown) {
-  const x = e as { name?: string; code?: string; error?: string; error_description?: string; message?: string }
-  return { name: x?.name, code: x?.code, error: x?.error, error_description: x?.error_description, message: x?.message }
+  const x = e as { name?: string; code?: string; message?: string }
+  return { name: x?.name, code: x?.code, ...providerWords(e), message: x?.message }
 }
 
+/** 400, 401, 403: the server said no to what was sent, whatever its body looks like (issue 13). */
+const isRefusal = (status: number | undefined) => status === 400 || status === 401 || status === 403
+
 /** The field at fault, when oauth4webapi names one; `grant` when the provider refused what was sent. */
-function faultyField(e: unknown, grant: string): string | undefined {
+function faultyField(e: unknown, grant: string, status: number | undefined): string | undefined {
   if (e instanceof oauth.AuthorizationResponseError) return 'error'
-  if (e instanceof oauth.ResponseBodyError || e instanceof oauth.WWWAuthenticateChallengeError) return grant
+  if (isRefusal(status) || e instanceof oauth.ResponseBodyError || e instanceof oauth.WWWAuthenticateChallengeError) return grant
   const claim = ((e as { cause?: { claim?: unknown } } | null)?.cause ?? {}).claim
   if (typeof claim === 'string') return claim
   return /"(state|iss)"/.exec(String((e as Error | null)?.message))?.[1]
@@ -154,11 +164,15 @@ function faultyField(e: unknown, grant: string): string | undefined {
  *   `access_denied`, `code` for a code the provider refused) and whose `cause` holds the provider's
  *   `error`/`error_description` — never a code or token. Network trouble is `NETWORK_ERROR`.
  * - `refresh()` uses the refresh token grant; a rotated refresh token replaces the old one, an
- *   unrotated one is kept. 400/401/403 (e.g. `invalid_grant`) → `INVALID_GRANT` (the session ends);
- *   network, 408, 429 and 5xx → `NETWORK_ERROR` with `retryAfter` (retried, session kept: I6).
+ *   unrotated one is kept. 400/401/403 → `INVALID_GRANT` (the session ends) whatever the body says
+ *   or fails to say (OAuth JSON, an empty body, text, HTML); network, 408, 429 and 5xx →
+ *   `NETWORK_ERROR` with `retryAfter` (retried, session kept: I6); a 200 that is not a token
+ *   response → `INVALID_TOKEN_RESPONSE` (reported, session kept).
  * - `logout()` revokes the refresh token when the provider advertises a `revocation_endpoint`,
  *   then navigates to its `end_session_endpoint` with `id_token_hint`, `client_id` and
- *   `post_logout_redirect_uri`.
+ *   `post_logout_redirect_uri`. A refused revocation (a public client may not be allowed to
+ *   revoke) rejects after the navigation started: the engine's session is over regardless and
+ *   reports it as a `logout-error` event.
  * - `fetchUser()` reads the userinfo endpoint (checking `sub` against the ID token when it knows
  *   it), or returns the ID token's claims when there is no userinfo endpoint.
  *
@@ -242,16 +256,18 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
     return res
   }
 
-  /** A refused or malformed answer, as the error the engine understands. */
-  function refused(e: unknown, code: 'LOGIN_FAILED' | 'INVALID_GRANT', what: string, grant: string): TesseraError {
+  /**
+   * A refused or malformed answer, as the error the engine understands. Decided by the HTTP
+   * `status` of the answer, not by how far its body parsed: providers answer a refused refresh
+   * token with an empty 400, a `text/plain` 401 or an HTML 403 as often as with OAuth JSON.
+   */
+  function refused(e: unknown, code: 'LOGIN_FAILED' | 'INVALID_GRANT', what: string, grant: string, status?: number): TesseraError {
     if (isTesseraError(e)) return e
-    const status = (e as { status?: unknown })?.status
-    const definite = e instanceof oauth.ResponseBodyError || e instanceof oauth.WWWAuthenticateChallengeError
-    const details = { cause: safeCause(e), status: typeof status === 'number' ? status : undefined, field: faultyField(e, grant) }
-    const said = e instanceof oauth.ResponseBodyError || e instanceof oauth.AuthorizationResponseError ? [e.error, e.error_description].filter(Boolean).join(': ') : (e as Error)?.message
-    if (code === 'LOGIN_FAILED') return new TesseraError('LOGIN_FAILED', `${what}: ${said}`, details)
-    // Refresh: only the provider saying no ends the session; anything else malformed is reported, not retried.
-    return new TesseraError(definite && (status === 400 || status === 401 || status === 403) ? 'INVALID_GRANT' : 'INVALID_TOKEN_RESPONSE', `${what}: ${said}`, details)
+    const words = providerWords(e)
+    const said = words.error ? [words.error, words.error_description].filter(Boolean).join(': ') : isRefusal(status) ? `the provider answered ${status}` : (e as Error)?.message
+    const details = { cause: safeCause(e), status, field: faultyField(e, grant, status) }
+    // Refresh, revocation, userinfo: the provider saying no ends the session; a malformed 2xx is reported, not retried.
+    return new TesseraError(code === 'LOGIN_FAILED' || isRefusal(status) ? code : 'INVALID_TOKEN_RESPONSE', `${what}: ${said}`, details)
   }
 
   // The claims of the ID token behind the latest access token this authority obtained: the subject
@@ -361,7 +377,7 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
       try {
         return body(await oauth.processAuthorizationCodeResponse(as, client, res, { expectedNonce: tx.nonce, requireIdToken: scope.split(' ').includes('openid') }))
       } catch (e) {
-        throw refused(e, 'LOGIN_FAILED', 'OIDC code exchange rejected', 'code')
+        throw refused(e, 'LOGIN_FAILED', 'OIDC code exchange rejected', 'code', res.status)
       }
     },
 
@@ -372,20 +388,22 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
       try {
         return body(await oauth.processRefreshTokenResponse(as, client, res), refreshToken)
       } catch (e) {
-        throw refused(e, 'INVALID_GRANT', 'Refresh rejected', 'refresh_token')
+        throw refused(e, 'INVALID_GRANT', 'Refresh rejected', 'refresh_token', res.status)
       }
     },
 
-    async logout(tokens: TokenSet) {
+    async logout(tokens: TokenSet, signal?: AbortSignal) {
       const as = await discover()
       let failure: unknown
+      let status: number | undefined
       const token = tokens.refreshToken ?? tokens.accessToken
       if (as.revocation_endpoint)
         try {
-          const res = await send(() => oauth.revocationRequest(as, client, clientAuth, token, http()))
+          const res = await send(() => oauth.revocationRequest(as, client, clientAuth, token, http(signal)), signal)
+          status = res.status
           await oauth.processRevocationResponse(res)
         } catch (e) {
-          failure = refused(e, 'INVALID_GRANT', 'Revocation failed', 'token')
+          failure = refused(e, 'INVALID_GRANT', 'Revocation failed', 'token', status)
         }
       if (options.endProviderSession !== false && as.end_session_endpoint) {
         const url = new URL(as.end_session_endpoint)
@@ -408,8 +426,10 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
       try {
         return mapUser((await oauth.processUserInfoResponse(as, client, claims?.sub ?? oauth.skipSubjectCheck, res)) as OidcUser)
       } catch (e) {
-        throw refused(e, 'INVALID_GRANT', 'Userinfo refused', 'access_token')
+        throw refused(e, 'INVALID_GRANT', 'Userinfo refused', 'access_token', res.status)
       }
     },
   }
 }
+
+export { withProviders, type ProviderLogin, type ProvidersAuthority, type WithProvidersOptions } from './providers.js'

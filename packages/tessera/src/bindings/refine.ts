@@ -85,6 +85,16 @@ export function safeRedirect(path: unknown, fallback = '/'): string {
   }
 }
 
+/**
+ * What refine passes besides the form's fields: where to go next (`redirectPath` as in
+ * `useLogout`, or `redirectTo`), and the provider of a "Sign in with …" button (`providerName`).
+ */
+export interface RefineParams {
+  redirectPath?: string
+  redirectTo?: string
+  providerName?: string
+}
+
 const statusOf = (e: unknown): number | undefined => {
   const x = e as { status?: unknown; statusCode?: unknown; response?: { status?: unknown } } | null
   const s = x?.status ?? x?.statusCode ?? x?.response?.status
@@ -93,14 +103,14 @@ const statusOf = (e: unknown): number | undefined => {
 const over = (e: unknown) => isTesseraError(e) && (e.code === 'SESSION_EXPIRED' || e.code === 'UNAUTHENTICATED' || e.code === 'LOGGED_OUT')
 const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)))
 
-/** Resolves once the session is neither being restored nor logging in. */
-function settled<User>(auth: Auth<User, never>): Promise<AuthSnapshot<User>> {
+/** Resolves once the session is neither being restored nor logging in (and, for `user`, its profile is not loading). */
+function settled<User>(auth: Auth<User, never>, user?: 'user'): Promise<AuthSnapshot<User>> {
   return auth.ready().then(
     () =>
       new Promise((resolve) => {
         const check = () => {
           const s = auth.getSnapshot()
-          if (s.status !== 'authenticating') (stop?.(), resolve(s))
+          if (s.status !== 'authenticating' && !(user && s.actions.user.status === 'pending')) (stop?.(), resolve(s))
         }
         const stop: (() => void) | undefined = auth.subscribe(check)
         check()
@@ -119,6 +129,12 @@ function settled<User>(auth: Auth<User, never>): Promise<AuthSnapshot<User>> {
  *
  * `updatePassword` resets with `token` (refine passes the reset link's query string along) or,
  * signed in, changes the password with `currentPassword` and the access token.
+ *
+ * Every method honours the page refine's hooks ask for (`redirectPath`, or `redirectTo`), through
+ * {@link safeRedirect}; these fields never reach the server. `login({ providerName })` (the
+ * buttons of refine's `<AuthPage providers>`) signs in through the OpenID provider registered
+ * under that name with `withProviders` from `tessera/oidc`: the page leaves for it, and the
+ * engine takes the callback when the browser comes back.
  * @example
  * ```tsx
  * const authority = httpAuthority({ baseUrl: '/auth' })
@@ -132,6 +148,7 @@ export function createRefineAuthProvider<User = unknown, Credentials = unknown>(
 ): AuthProvider {
   const { account = {}, loginPath = '/login', homePath = '/' } = options
   const login = safeRedirect(loginPath)
+  const home = safeRedirect(homePath)
   let deciding: Promise<OnErrorResponse> | null = null
   // The session end (its error, or its snapshot) a logout was already asked for: once per end.
   let told: unknown
@@ -153,11 +170,22 @@ export function createRefineAuthProvider<User = unknown, Credentials = unknown>(
     return { logout: true, redirectTo: login }
   }
 
+  /** Refine's own fields apart from the form's, and where to go: the page asked for if it is safe, else `fallback`. */
+  const split = <T>(params: (T & RefineParams) | undefined, fallback: string) => {
+    const { redirectPath, redirectTo, providerName, ...fields } = params ?? ({} as T & RefineParams)
+    return { fields, providerName, to: safeRedirect(redirectPath ?? redirectTo, fallback) }
+  }
+  // A "Sign in with …" button: the engine's authority (see `withProviders`) leaves for that provider.
+  const viaProvider = (name: string) => auth.login({ provider: name } as Credentials)
+
   return {
-    login: (params: Credentials) => act(() => auth.login(params), safeRedirect(homePath)),
-    async logout(params?: { redirectPath?: string }) {
+    login(params: Credentials & RefineParams) {
+      const { fields, providerName, to } = split(params, home)
+      return act(() => (providerName ? viaProvider(providerName) : auth.login(fields as Credentials)), to)
+    },
+    async logout(params?: RefineParams) {
       await auth.logout().catch(() => {}) // the local session is over either way
-      return { success: true, redirectTo: safeRedirect(params?.redirectPath, login) }
+      return { success: true, redirectTo: split(params, login).to }
     },
     async check(): Promise<CheckResponse> {
       const s = await settled(auth)
@@ -178,21 +206,27 @@ export function createRefineAuthProvider<User = unknown, Credentials = unknown>(
       )).finally(() => (deciding = null))
     },
     async getIdentity() {
-      const { user } = await settled(auth)
+      const { user } = await settled(auth, 'user')
       return options.identity ? options.identity(user) : user
     },
     async getPermissions() {
-      const { user } = await settled(auth)
+      const { user } = await settled(auth, 'user')
       return options.permissions ? options.permissions(user) : ((user as { roles?: unknown } | null)?.roles ?? null)
     },
-    register: (params: Record<string, unknown>) => act(() => account.register?.(params), login),
-    forgotPassword: (params: { email: string }) => act(() => account.forgotPassword?.(params.email), login),
-    updatePassword(params: { password: string; confirmPassword?: string; token?: string; currentPassword?: string }) {
+    register(params: Record<string, unknown> & RefineParams) {
+      // Signing up through a provider is signing in there: then home, like a login.
+      const { fields, providerName, to } = split(params, params?.providerName ? home : login)
+      return act(() => (providerName ? viaProvider(providerName) : account.register?.(fields)), to)
+    },
+    forgotPassword: (params: { email: string } & RefineParams) => act(() => account.forgotPassword?.(params.email), split(params, login).to),
+    updatePassword(params: { password: string; confirmPassword?: string; token?: string; currentPassword?: string } & RefineParams) {
       if (params.confirmPassword !== undefined && params.confirmPassword !== params.password)
         return Promise.resolve({ success: false, error: new Error('The passwords do not match') })
+      // A reset ends on the login page; a change while signed in stays, unless a page is asked for.
+      const to = params.redirectPath ?? params.redirectTo ? split(params, home).to : undefined
       return params.token
-        ? act(() => account.resetPassword?.(params.token!, params.password), login)
-        : act(() => account.changePassword && auth.getAccessToken().then((t) => account.changePassword!(t, params.currentPassword ?? '', params.password)))
+        ? act(() => account.resetPassword?.(params.token!, params.password), to ?? login)
+        : act(() => account.changePassword && auth.getAccessToken().then((t) => account.changePassword!(t, params.currentPassword ?? '', params.password)), to)
     },
   }
 }
