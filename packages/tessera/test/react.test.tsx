@@ -6,19 +6,12 @@ import { renderToString } from 'react-dom/server'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { AuthProvider, Authenticated, useAuth, useAuthAction, useSession } from '../src/bindings/react.js'
 import type { AuthSnapshot, AuthStatus } from '../src/index.js'
-import { FakeStorage, setup } from './fakes.js'
+import { setup, slowStorage } from './fakes.js'
 
 type User = { id: string; name: string }
 const creds = { user: 'ada', password: 'pw' }
 
 afterEach(cleanup)
-
-/** A storage whose reads wait until `open()`: the engine stays `initializing` until then. */
-function slowStorage(inner = new FakeStorage()) {
-  let open!: () => void
-  const gate = new Promise<void>((r) => (open = r))
-  return { storage: { get: (k: string) => gate.then(() => inner.get(k)), set: inner.set, remove: inner.remove }, open }
-}
 
 /** The protected child records the engine status at each of its renders. */
 function protectedProbe(auth: { getSnapshot(): AuthSnapshot }) {
