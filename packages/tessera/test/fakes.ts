@@ -193,6 +193,17 @@ export function slowStorage(inner = new FakeStorage()) {
   return { storage: { get: (k: string) => gate.then(() => inner.get(k)), set: inner.set, remove: inner.remove }, open }
 }
 
+/** Makes each login wait for `release()`, so a form's pending state can be seen; `restore()` undoes it. */
+export function holdLogins(server: FakeServer) {
+  const login = server.authority.login
+  let release = () => {}
+  server.authority.login = async (c) => {
+    await new Promise<void>((r) => (release = r))
+    return login(c)
+  }
+  return { release: () => release(), restore: () => void (server.authority.login = login) }
+}
+
 /** Counts the engine's live `subscribe` listeners, to prove a binding leaves none behind. */
 export function countListeners(auth: { subscribe(listener: () => void): () => void }) {
   const subscribe = auth.subscribe

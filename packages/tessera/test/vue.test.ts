@@ -5,7 +5,7 @@ import { renderToString } from 'vue/server-renderer'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { Authenticated, authKey, tesseraPlugin, useAuth, useAuthAction, useSession } from '../src/bindings/vue.js'
 import type { AuthSnapshot, AuthStatus } from '../src/index.js'
-import { countListeners, creds, loggedIn, setup, slowStorage } from './fakes.js'
+import { countListeners, creds, holdLogins, loggedIn, setup, slowStorage } from './fakes.js'
 
 type User = { id: string; name: string }
 type Engine = ReturnType<typeof setup>['auth']
@@ -127,12 +127,7 @@ describe('login form', () => {
   it('shows pending, then the error for bad credentials, and stays mounted meanwhile; nothing protected renders', async () => {
     const { auth, server } = setup()
     await auth.ready()
-    const login = server.authority.login
-    let release!: () => void
-    server.authority.login = async (c) => {
-      await new Promise<void>((r) => (release = r))
-      return login(c)
-    }
+    const { release } = holdLogins(server)
     const { renders, Secret } = protectedProbe(auth)
     const App = defineComponent(() => () => h(Authenticated, null, { default: () => h(Secret), fallback: () => h(LoginForm) }))
     const wrapper = mount(App, { global: { plugins: [tesseraPlugin(auth)] }, attachTo: document.body })
@@ -317,12 +312,13 @@ describe('server rendering', () => {
     const { renders, Secret } = protectedProbe(auth)
     const Page = defineComponent(() => {
       const { user, isAuthenticated } = useAuth<User>()
-      const logout = useAuthAction('logout')
-      return () => h('div', [h(guarded(Secret)), h('i', `${user.value?.name ?? 'nobody'} ${isAuthenticated.value} ${logout.status.value}`)])
+      // Every action the engine tracks reads idle on the server, whichever they are.
+      const actions = Object.keys(auth.getSnapshot().actions).map((name) => useAuthAction(name as keyof AuthSnapshot['actions']).status)
+      return () => h('div', [h(guarded(Secret)), h('i', `${user.value?.name ?? 'nobody'} ${isAuthenticated.value} ${actions.map((a) => a.value)}`)])
     })
     const html = await renderToString(createSSRApp(Page).use(tesseraPlugin(auth)))
     expect(html).toContain('loading')
-    expect(html).toContain('nobody false idle')
+    expect(html).toContain(`nobody false ${Object.keys(auth.getSnapshot().actions).map(() => 'idle')}`)
     expect(html).not.toContain('secret')
     expect(html).not.toContain('Ada')
     expect(renders).toEqual([])

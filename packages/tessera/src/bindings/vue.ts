@@ -20,6 +20,7 @@ import {
   type VNode,
 } from 'vue'
 import type { ActionName, ActionState, Auth, AuthSnapshot, AuthStatus } from '../index.js'
+import { serverSnapshot } from './server-snapshot.js'
 
 /**
  * The key the engine is provided under: `provide(authKey, auth)` in a component gives its subtree
@@ -46,24 +47,6 @@ function useEngine<User, Credentials>(auth?: Auth<User, Credentials>): Auth<User
   const engine = auth ?? ((hasInjectionContext() && inject(authKey, null)) as Auth<User, Credentials> | null)
   if (!engine) throw new TypeError('Tessera: pass `auth` or install it with app.use(tesseraPlugin(auth))')
   return engine
-}
-
-const IDLE: ActionState = Object.freeze({ status: 'idle', error: null })
-
-// What the server renders, whatever the engine knows: `initializing`, nothing from any session, every
-// action idle (whichever actions the engine tracks). A hydrating client renders it too until mounted.
-function serverSnapshot<User>(live: AuthSnapshot<User>): AuthSnapshot<User> {
-  return {
-    status: 'initializing',
-    refreshing: false,
-    user: null,
-    error: null,
-    expiresAt: null,
-    generation: 0,
-    actions: Object.fromEntries(Object.keys(live.actions).map((name) => [name, IDLE])) as AuthSnapshot['actions'],
-    isAuthenticated: false,
-    isExpiringSoon: false,
-  }
 }
 
 // One ref per caller, replaced on every engine change. On the server nothing subscribes (no scope
