@@ -6,7 +6,7 @@ const shared: Options = {
   dts: true,
   target: 'es2022',
   treeshake: true,
-  external: ['axios', '@urql/core', 'wonka', 'alova', 'react', '@refinedev/core', '@tanstack/react-query', 'oauth4webapi', 'vue'],
+  external: ['axios', '@urql/core', 'wonka', 'alova', 'react', '@refinedev/core', '@tanstack/react-query', 'oauth4webapi', 'vue', 'svelte'],
 }
 
 export default defineConfig([
@@ -22,6 +22,7 @@ export default defineConfig([
       refine: 'src/bindings/refine.ts',
       'tanstack-query': 'src/bindings/tanstack-query.ts',
       vue: 'src/bindings/vue.ts',
+      svelte: 'src/bindings/svelte.ts',
     },
   },
   // React Server Components need 'use client' on the built file; rollup's tree-shaking drops
