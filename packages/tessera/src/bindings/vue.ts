@@ -50,8 +50,9 @@ function useEngine<User, Credentials>(auth?: Auth<User, Credentials>): Auth<User
 }
 
 // One ref per caller, replaced on every engine change. On the server nothing subscribes (no scope
-// there is ever disposed); while hydrating, the server's snapshot holds until mount so the markup
-// matches, as React's `getServerSnapshot` does.
+// there is ever disposed); while hydrating (the component's vnode already holds the server's DOM
+// node), the server's snapshot holds until mount so the markup matches, as React's
+// `getServerSnapshot` does.
 function useSnapshot<User>(engine: Auth<User, never>): Readonly<Ref<AuthSnapshot<User>>> {
   if (hasInjectionContext() && inject(ssrContextKey, null)) return shallowRef(serverSnapshot(engine.getSnapshot()))
   if (!getCurrentScope()) throw new TypeError('Tessera: call the composables inside setup() or an effectScope')
