@@ -6,7 +6,7 @@ const shared: Options = {
   dts: true,
   target: 'es2022',
   treeshake: true,
-  external: ['axios', '@urql/core', 'wonka', 'alova', 'react', '@refinedev/core', '@tanstack/react-query', 'oauth4webapi'],
+  external: ['axios', '@urql/core', 'wonka', 'alova', 'react', '@refinedev/core', '@tanstack/react-query', 'oauth4webapi', 'vue', 'svelte'],
 }
 
 export default defineConfig([
@@ -21,6 +21,8 @@ export default defineConfig([
       alova: 'src/transports/alova.ts',
       refine: 'src/bindings/refine.ts',
       'tanstack-query': 'src/bindings/tanstack-query.ts',
+      vue: 'src/bindings/vue.ts',
+      svelte: 'src/bindings/svelte.ts',
     },
   },
   // React Server Components need 'use client' on the built file; rollup's tree-shaking drops

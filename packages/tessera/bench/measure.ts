@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const frameworks = ['axios', '@urql/core', 'wonka', 'alova', 'react', 'react/jsx-runtime', '@refinedev/core', '@tanstack/react-query', 'oauth4webapi']
+const frameworks = ['axios', '@urql/core', 'wonka', 'alova', 'react', 'react/jsx-runtime', '@refinedev/core', '@tanstack/react-query', 'oauth4webapi', 'vue', 'svelte']
 
 /** What a user of the core imports: the engine, its fetch transport, the error class and guard. */
 export const CORE = "export { createAuth, createAuthFetch, isTesseraError, TesseraError } from './src/index.ts'"

@@ -1,7 +1,7 @@
 export { createAuth } from './core/auth.js'
 export { TesseraError, isTesseraError } from './core/errors.js'
 export type { TesseraErrorCode, TesseraErrorDetails } from './core/errors.js'
-export { transitions, transition, toMermaid, initialSnapshot } from './core/machine.js'
+export { transitions, transition, toMermaid } from './core/machine.js'
 export type { AuthStatus, AuthEvent, AuthEventType, SessionState, Notice } from './core/machine.js'
 export { parseTokenResponse, decodeJwt } from './core/tokens.js'
 export type { TokenSet, JwtClaims } from './core/tokens.js'

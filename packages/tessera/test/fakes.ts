@@ -186,6 +186,41 @@ export function setup(extra: Partial<AuthOptions<{ id: string; name: string }, {
   return { auth, clock, server, environment, storage }
 }
 
+/** A storage whose reads wait until `open()`: the engine stays `initializing` until then. */
+export function slowStorage(inner = new FakeStorage()) {
+  let open!: () => void
+  const gate = new Promise<void>((r) => (open = r))
+  return { storage: { get: (k: string) => gate.then(() => inner.get(k)), set: inner.set, remove: inner.remove }, open }
+}
+
+/** Makes each login wait for `release()`, so a form's pending state can be seen; `restore()` undoes it. */
+export function holdLogins(server: FakeServer) {
+  const login = server.authority.login
+  let release = () => {}
+  server.authority.login = async (c) => {
+    await new Promise<void>((r) => (release = r))
+    return login(c)
+  }
+  return { release: () => release(), restore: () => void (server.authority.login = login) }
+}
+
+/** Counts the engine's live `subscribe` listeners, to prove a binding leaves none behind. */
+export function countListeners(auth: { subscribe(listener: () => void): () => void }) {
+  const subscribe = auth.subscribe
+  const counter = { live: 0 }
+  auth.subscribe = (listener) => {
+    counter.live++
+    const off = subscribe(listener)
+    let on = true
+    return () => {
+      if (on) counter.live--
+      on = false
+      off()
+    }
+  }
+  return counter
+}
+
 /** An in-process BroadcastChannel: delivers to every other subscriber, on a later microtask. */
 export class FakeBus {
   listeners = new Set<(m: unknown) => void>()

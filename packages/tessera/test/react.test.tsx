@@ -6,19 +6,12 @@ import { renderToString } from 'react-dom/server'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { AuthProvider, Authenticated, useAuth, useAuthAction, useSession } from '../src/bindings/react.js'
 import type { AuthSnapshot, AuthStatus } from '../src/index.js'
-import { FakeStorage, setup } from './fakes.js'
+import { holdLogins, setup, slowStorage } from './fakes.js'
 
 type User = { id: string; name: string }
 const creds = { user: 'ada', password: 'pw' }
 
 afterEach(cleanup)
-
-/** A storage whose reads wait until `open()`: the engine stays `initializing` until then. */
-function slowStorage(inner = new FakeStorage()) {
-  let open!: () => void
-  const gate = new Promise<void>((r) => (open = r))
-  return { storage: { get: (k: string) => gate.then(() => inner.get(k)), set: inner.set, remove: inner.remove }, open }
-}
 
 /** The protected child records the engine status at each of its renders. */
 function protectedProbe(auth: { getSnapshot(): AuthSnapshot }) {
@@ -132,12 +125,7 @@ describe('login form', () => {
   it('shows pending, then the error for bad credentials, and stays mounted meanwhile; nothing protected renders', async () => {
     const { auth, server } = setup()
     await auth.ready()
-    const login = server.authority.login
-    let release!: () => void
-    server.authority.login = async (c) => {
-      await new Promise<void>((r) => (release = r))
-      return login(c)
-    }
+    const { release } = holdLogins(server)
     const { renders, Secret } = protectedProbe(auth)
     render(
       <AuthProvider auth={auth}>

@@ -35,6 +35,8 @@ describe('size budgets (min+gzip)', () => {
     ['bindings/react.tsx', 'binding'],
     ['bindings/refine.ts', 'binding'],
     ['bindings/tanstack-query.ts', 'binding'],
+    ['bindings/vue.ts', 'binding'],
+    ['bindings/svelte.ts', 'binding'],
   ]
   it.each(entries)('%s stays within its budget, with the engine not bundled in', async (entry, kind) => {
     const { min, gzip, text } = await measure({ entry })

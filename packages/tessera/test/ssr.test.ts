@@ -1,9 +1,10 @@
 import { describe, expect, it, vi } from 'vitest'
 
 describe('server-side import', () => {
-  it('importing the package (core, http, oidc) and creating authorities touches no browser global', async () => {
-    // oauth4webapi (a peer, not ours) reads navigator.userAgent at import, guarded: load it first.
+  it('importing the package (core, http, oidc, vue, svelte) and creating authorities touches no browser global', async () => {
+    // oauth4webapi and vue (peers, not ours) read navigator.userAgent and document at import, guarded: load them first.
     await import('oauth4webapi')
+    await import('vue')
     const touched: string[] = []
     const names = ['window', 'document', 'localStorage', 'sessionStorage', 'navigator', 'location', 'history', 'BroadcastChannel']
     const saved = names.map((n) => Object.getOwnPropertyDescriptor(globalThis, n))
@@ -19,6 +20,8 @@ describe('server-side import', () => {
       vi.resetModules() // evaluate the package afresh, under the traps
       await import('../src/index.js')
       await import('../src/authorities/http.js')
+      await import('../src/bindings/vue.js')
+      await import('../src/bindings/svelte.js')
       const { oidcAuthority } = await import('../src/authorities/oidc.js')
       // Creating an authority touches nothing either: it looks at the page only when asked to.
       oidcAuthority({ issuer: 'https://id.example.com', clientId: 'web', redirectUri: 'https://app.example.com/callback' })

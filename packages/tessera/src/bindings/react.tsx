@@ -1,26 +1,10 @@
 'use client'
 import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useSyncExternalStore, type ReactNode } from 'react'
 import type { ActionName, ActionState, Auth, AuthSnapshot, AuthStatus } from '../index.js'
+import { serverSnapshot } from './server-snapshot.js'
 
 // Internal: the engine the nearest <AuthProvider> hands down. No module-level session state.
 const Ctx = createContext<Auth<unknown, unknown> | null>(null)
-
-const IDLE: ActionState = { status: 'idle', error: null }
-// What the server rendered, whatever the engine knows by hydration time: React renders this first
-// when hydrating and then switches to the live snapshot, so markup never mismatches. The same as
-// the core's `initialSnapshot`, written out because this entry is built apart (for 'use client')
-// and must not bundle a second copy of the core.
-const SERVER: AuthSnapshot<never> = Object.freeze({
-  status: 'initializing',
-  refreshing: false,
-  user: null,
-  error: null,
-  expiresAt: null,
-  generation: 0,
-  actions: { login: IDLE, logout: IDLE, refresh: IDLE, user: IDLE },
-  isAuthenticated: false,
-  isExpiringSoon: false,
-})
 
 /**
  * Props of {@link AuthProvider}.
@@ -83,7 +67,10 @@ export function useSession<T, User = unknown>(
         return (value = last.current && isEqual(last.current.v, next) ? last.current.v : next)
       }
     }
-    return [memo(() => engine.getSnapshot()), memo(() => SERVER)]
+    // What the server rendered, whatever the engine knows by hydration time: React renders this
+    // first when hydrating and then switches to the live snapshot, so markup never mismatches.
+    const server = serverSnapshot(engine.getSnapshot())
+    return [memo(() => engine.getSnapshot()), memo(() => server)]
   }, [engine, selector, isEqual])
   const value = useSyncExternalStore(engine.subscribe, get, getServer)
   useEffect(() => {

@@ -1,6 +1,5 @@
 import type { TesseraError } from './errors.js'
 import type { TokenSet } from './tokens.js'
-import type { ActionState, AuthSnapshot } from './types.js'
 
 /**
  * Where a session is.
@@ -129,22 +128,3 @@ export function toMermaid(): string {
     for (const [event, to] of Object.entries(row)) lines.push(`  ${from} --> ${to}: ${event}`)
   return lines.join('\n')
 }
-
-const IDLE: ActionState = /* @__PURE__ */ Object.freeze({ status: 'idle', error: null })
-
-/**
- * The snapshot of an engine that has not restored anything yet: what a server renders, whatever
- * the engine knows by hydration time, so that bindings hydrate without a markup mismatch.
- * @example `useSyncExternalStore(auth.subscribe, auth.getSnapshot, () => initialSnapshot)`
- */
-export const initialSnapshot: AuthSnapshot<never> = /* @__PURE__ */ Object.freeze({
-  status: 'initializing',
-  refreshing: false,
-  user: null,
-  error: null,
-  expiresAt: null,
-  generation: 0,
-  actions: /* @__PURE__ */ Object.freeze({ login: IDLE, logout: IDLE, refresh: IDLE, user: IDLE }),
-  isAuthenticated: false,
-  isExpiringSoon: false,
-})
