@@ -1,0 +1,5 @@
+import { Items } from './items'
+
+export default function ItemsPage() {
+  return <Items />
+}
