@@ -170,7 +170,7 @@ export const auth = createAuth<User, Credentials>({
 });
 
 /** Every name `auth.on` accepts; the type check below fails if one is missing. */
-const EVENTS = ['login', 'logout', 'refresh', 'refresh-error', 'expired', 'unauthorized', 'transition', 'user', 'user-error', 'storage-error'] as const;
+const EVENTS = ['login', 'logout', 'logout-error', 'refresh', 'refresh-error', 'expired', 'unauthorized', 'transition', 'user', 'user-error', 'storage-error'] as const;
 type Missing = Exclude<AuthEventName, (typeof EVENTS)[number]>;
 const everyEvent: [Missing] extends [never] ? true : false = true;
 void everyEvent;
@@ -182,6 +182,8 @@ function describe(name: AuthEventName, n: AuthNotice<User>): [string, Tone] | nu
       return [`logged in${s.user ? ` as ${s.user.email}` : ''} (token generation ${s.generation})`, 'ok'];
     case 'logout':
       return ['logged out: waiting requests rejected, nothing of the session kept', 'info'];
+    case 'logout-error':
+      return [`the server was not told of the logout (${n.error?.code ?? 'error'}): the session is over here regardless`, 'warn'];
     case 'refresh': {
       const left = s.expiresAt === null ? '' : `, valid ${Math.round((s.expiresAt - Date.now()) / 1000)} s`;
       return [`new access token: generation ${s.generation}${left}`, 'ok'];

@@ -454,9 +454,12 @@ export function createAuth<User = unknown, Credentials = unknown>(
     // Every peer answers: with the session, or with what it has seen, so a login here opens a newer epoch.
     if (m.type === 'hello') state.status === 'authenticated' ? tell(current!) : tabs.post({ type: 'here' })
     if (m.type === 'session' && m.tokens.order[0] > endedEpoch) {
-      // Times are the sender's: counted again from its age on this tab's clock.
-      const receivedAt = clock.now() - m.age
+      // Times are the sender's clock: counted again from the tokens' age on this one. Where the two
+      // clocks agree (within a second) the sender's time stands, so the message's own delay does
+      // not make the token look younger; a sender's clock ahead or far behind changes nothing.
       const { expiresAt, receivedAt: then } = m.tokens
+      const aged = clock.now() - m.age
+      const receivedAt = Math.min(aged, Math.max(then, aged - 1_000))
       const tokens = { ...m.tokens, receivedAt, expiresAt: expiresAt === null ? null : receivedAt + expiresAt - then }
       if (newer(tokens, current)) {
         sample(m.took)
