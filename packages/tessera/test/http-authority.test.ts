@@ -26,7 +26,7 @@ beforeAll(async () => {
     body: JSON.stringify({ email, password, name: 'Ada' }),
   })
   expect(res.status).toBe(201)
-}, 60_000)
+})
 afterAll(async () => {
   await server?.close()
   await store?.close()

@@ -18,7 +18,7 @@ let now = Date.now()
 const N = 50
 beforeAll(async () => {
   server = await startServer({ port: 0, accessTokenTtl: 300, faults: true, scryptCost: 1024, logger: silentLogger, now: () => now })
-}, 20_000)
+})
 afterAll(async () => {
   await server?.close()
 })

@@ -377,7 +377,7 @@ describe('refine against the reference server', () => {
         if (m.mail) mail.set(m.mail, m.token!)
       })
     })
-  }, 60_000) // a child process on a busy machine
+  })
   afterEach(() => {
     engines.splice(0).forEach((a) => a.dispose())
   })
@@ -498,7 +498,7 @@ describe('refine providerName through a real OpenID provider (issue 15)', () => 
         if (m.callback) answers.shift()!(m.callback)
       })
     })
-  }, 60_000)
+  })
   afterEach(() => engines.splice(0).forEach((a) => a.dispose()))
   afterAll(async () => {
     if (!child || child.exitCode !== null) return
