@@ -1,35 +1,22 @@
 import { fail, type TesseraError } from './errors.js'
 import { transition, type AuthEvent, type SessionState } from './machine.js'
-import { abortable, defaultRetry, isRejection, retry, sleep, timed, toTesseraError } from './retry.js'
+import { defaultRetry, deferred, timed, toTesseraError } from './retry.js'
+import { createRefresher } from './refresh.js'
+import { createActions } from './actions.js'
+import { createTiming } from './timing.js'
 import { createEmitter } from './events.js'
 import { sessionStore } from './stored.js'
-import { MAX_COOLDOWN, createTabs, newer, type Session, type TabMessage } from './tabs.js'
+import { createTabs, newer, type Session, type TabMessage } from './tabs.js'
 import { decodeJwt, parseTokenResponse, type TokenSet } from './tokens.js'
-import type { ActionName, ActionState, Auth, AuthEventName, AuthNotice, AuthOptions, AuthSnapshot, Grant, WaitOptions } from './types.js'
+import type { Auth, AuthEventName, AuthNotice, AuthOptions, AuthSnapshot } from './types.js'
 import { systemClock } from '../ports/clock.js'
 import { browserEnvironment } from '../ports/environment.js'
 import { memoryStorage } from '../ports/storage.js'
 import { broadcastChannel } from '../ports/channel.js'
 import { webLocks } from '../ports/lock.js'
-import { createAuthFetch } from '../transports/fetch.js'
+import { allowList, createAuthFetch } from '../transports/fetch.js'
 
 const noop = () => {}
-const IDLE: ActionState = { status: 'idle', error: null }
-const LOCAL = 'http://tessera.invalid'
-
-interface Deferred<T> {
-  ctrl: AbortController
-  shared?: Promise<void>
-  promise: Promise<T>
-  resolve(value: T): void
-  reject(error: unknown): void
-}
-function deferred<T>(): Deferred<T> {
-  const d = { ctrl: new AbortController() } as Deferred<T>
-  d.promise = new Promise<T>((res, rej) => ((d.resolve = res), (d.reject = rej)))
-  d.promise.catch(noop) // a refresh nobody awaits must not be an unhandled rejection
-  return d
-}
 
 /**
  * Creates the session engine: one per session, shared by every transport and component.
@@ -52,36 +39,20 @@ export function createAuth<User = unknown, Credentials = unknown>(
   const { authority, key = 'tessera', leeway = 60_000, clock = systemClock, random = Math.random } = options
   const policy = { ...defaultRetry, ...options.retry }
   const { joinTimeout = 150, lockPatience = policy.timeout } = options
-  const allowed = (options.allowedOrigins ?? []).map((o) => new URL(o).origin)
   const { header = 'Authorization', scheme = 'Bearer' } = options.placement ?? {}
   new Headers({ [header]: scheme }) // a header name or scheme no request could carry fails here, not at the first request
 
-  // ── the engine's state, all of it ──
+  // ── the engine's state, all of it (the refresh side keeps its own: see `refresh.ts`) ──
   /** The session as the state machine sees it: changed only by `dispatch`. Its tokens are a `Session`. */
   let state: SessionState<User> = { status: 'initializing', refreshing: false, tokens: null, generation: 0, user: null, error: null }
-  /** Progress of each verb for the snapshot, and the promise each progress belongs to. */
-  let actions: AuthSnapshot<User>['actions'] = { login: IDLE, logout: IDLE, refresh: IDLE, user: IDLE }
-  const latest: Partial<Record<ActionName, Promise<unknown>>> = {}
   /** The public snapshot, made again after a change, on first read. */
   let snapshot: AuthSnapshot<User> | null = null
-  /** The one refresh in flight (I1). */
-  let inflight: Deferred<TokenSet> | null = null
   /** The login in flight: a newer login or a logout aborts it. */
   let loginCtrl: AbortController | null = null
-  /** A request with this generation got 401: its token is refreshed even if it is not expiring. */
-  let rejectedGeneration = -1
-  /** The grant of the current generation, made once. */
-  let granted: Grant | null = null
-  /** While set, automatic refreshes pause after a failure (P12): a timer, so no clock step stretches it. */
-  let cooling: unknown = null
-  /** The proactive refresh: a timer that is only a hint to look at the clock again (P14). */
-  let timer: unknown
   /** Resolved at every status change or session end: requests waiting for a session look again. */
   let changed = deferred<void>()
   /** The newest epoch whose session this tab saw end: news of it, or older, is stale. */
   let endedEpoch = -1
-  /** The last refresh durations: the proactive lead covers the slowest (a loaded machine, a slow server). */
-  const durations: number[] = []
   /** The change being dispatched came from another tab: it is not told back. */
   let remote = false
   let disposed = false
@@ -95,19 +66,8 @@ export function createAuth<User = unknown, Credentials = unknown>(
     snapshot = null
     emit('change')
   }
-
-  // ── time left ──
-  /** How long before expiry to refresh: the leeway (at most a quarter of the token's life), or twice the slowest recent refresh (at most half its life). */
-  function lead(t: TokenSet) {
-    const life = t.expiresAt! - t.receivedAt
-    return Math.min(life / 2, Math.max(Math.min(leeway, life / 4), 2 * Math.max(0, ...durations)))
-  }
-  const left = (t: TokenSet, early?: 1) => (t.expiresAt === null ? Infinity : t.expiresAt - clock.now() - (early ? lead(t) : 0))
-  const expiring = (t: TokenSet) => left(t, 1) <= 0
-  const valid = (t: TokenSet) => left(t) > 0
-  /** Never refresh within a second of a token's arrival: a server handing out dead tokens gets one refresh a second, not a loop. */
-  const settling = (t: TokenSet) => Math.min(1_000, Math.max(0, t.receivedAt + 1_000 - clock.now()))
-  const sample = (ms: number) => ms > 0 && durations.push(Math.min(ms, policy.timeout)) > 8 && durations.shift()
+  const actions = createActions(changedSnapshot)
+  const timing = createTiming(clock, leeway, policy.timeout)
 
   function getSnapshot(): AuthSnapshot<User> {
     const { status, refreshing, user, error, generation, tokens } = state
@@ -118,10 +78,10 @@ export function createAuth<User = unknown, Credentials = unknown>(
       error,
       generation,
       expiresAt: tokens?.expiresAt ?? null,
-      actions,
+      actions: actions.current(),
       isAuthenticated: status === 'authenticated',
       get isExpiringSoon() {
-        return !!tokens && expiring(tokens)
+        return !!tokens && timing.expiring(tokens)
       },
     }))
   }
@@ -136,11 +96,10 @@ export function createAuth<User = unknown, Credentials = unknown>(
     if (tokens !== prev.tokens || next.user !== prev.user) store.write(tokens, next.user, tabs.seen())
     if (tokens !== prev.tokens) {
       if (tokens) tabs.see(tokens.order[0])
-      cool(0) // new tokens: whatever outage there was is over
-      arm()
+      renewed()
     }
     if (next.status !== prev.status || !tokens) {
-      if (!tokens && inflight) settleRefresh(next.error ?? fail('LOGGED_OUT', 'Logged out'))
+      if (!tokens) drop(next.error ?? fail('LOGGED_OUT', 'Logged out'))
       changed.resolve()
       changed = deferred()
     }
@@ -154,176 +113,14 @@ export function createAuth<User = unknown, Credentials = unknown>(
     for (const n of notices) emit(n, { error: next.error ?? undefined })
   }
 
-  function setAction(name: ActionName, s: ActionState) {
-    actions = { ...actions, [name]: s }
-    changedSnapshot()
-  }
-  function track(name: ActionName, promise: Promise<unknown>) {
-    latest[name] = promise
-    const set = (s: ActionState) => latest[name] === promise && setAction(name, s)
-    set({ status: 'pending', error: null })
-    promise.then(
-      () => set({ status: 'fulfilled', error: null }),
-      (e) => set({ status: 'rejected', error: toTesseraError(e, 'LOGIN_FAILED') }),
-    )
-  }
-
-  // ── proactive refresh ──
-  function arm() {
-    clock.clearTimeout(timer)
-    const t = state.tokens
-    if (disposed || state.status !== 'authenticated' || !t || t.expiresAt === null || inflight || cooling) return
-    timer = clock.setTimeout(check, Math.max(left(t, 1), settling(t), 0))
-  }
-  function check() {
-    const t = state.tokens
-    if (state.status === 'authenticated' && t && expiring(t) && !cooling && !settling(t)) startRefresh().catch(noop)
-    else arm()
-  }
-  /** Pauses automatic refreshes for `ms` (0: resumes them). */
-  function cool(ms: number) {
-    clock.clearTimeout(cooling)
-    cooling = ms > 0 ? clock.setTimeout(() => ((cooling = null), check()), ms) : null
-  }
-  const cooldownFor = (error: TesseraError) => Math.min(MAX_COOLDOWN, Math.max(policy.cooldown, error.retryAfter ?? 0))
-
-  // ── refresh: single flight, claimed before the first await (I1, P17) ──
-  function startRefresh(): Promise<TokenSet> {
-    if (inflight) return inflight.promise
-    if (disposed || state.status !== 'authenticated') return Promise.reject(ended())
-    const d = (inflight = deferred<TokenSet>())
-    const before = mine()!
-    clock.clearTimeout(timer)
-    dispatch({ type: 'refresh.started' })
-    track('refresh', d.promise)
-    tabs.withLock((exclusive) => refreshLocked(before, d.ctrl.signal, exclusive), d.ctrl.signal).then(
-      (tokens) => {
-        if (inflight !== d) {
-          // Another tab's session was adopted meanwhile; ours went to the other tabs, so keep
-          // whichever is newer, as they do (I7). If the session ended instead, never revive it (P10).
-          if (state.tokens && newer(tokens, mine())) adopt(tokens, state.user)
-          return
-        }
-        inflight = null
-        dispatch({ type: 'refresh.succeeded', tokens })
-        d.resolve(tokens)
-        if (subject(tokens) !== subject(before)) loadUser().catch(noop)
-      },
-      (error: TesseraError) => {
-        if (inflight !== d) return
-        if (!isRejection(error)) return failRefresh(cooldownFor(error), error) // keep the session and its still-valid token (I6, P11)
-        inflight = null
-        const expired = fail('SESSION_EXPIRED', 'Session expired', { cause: error, status: error.status })
-        dispatch({ type: 'refresh.rejected', error: expired })
-        d.reject(expired)
-      },
-    )
-    return d.promise
-  }
-
-  /** The refresh itself, holding the lock of the key. Its outcome is told before the lock is let go (I1 across tabs, P12). */
-  async function refreshLocked(before: Session, signal: AbortSignal, exclusive: boolean): Promise<Session> {
-    // Another tab may have refreshed while this one waited: take its session, spend nothing (P10).
-    const shared = await newerStored(before)
-    if (shared) return shared
-    let took = 0
-    try {
-      const fresh = await retry(
-        async (s) => {
-          const start = clock.now()
-          const body = await authority.refresh(before.refreshToken, s)
-          took = clock.now() - start
-          return parseTokenResponse(body, clock.now())
-        },
-        policy,
-        clock,
-        signal,
-        random,
-      )
-      sample(took)
-      // A server that does not rotate (or sends no new ID token) keeps the ones we had.
-      const tokens: Session = { ...fresh, refreshToken: fresh.refreshToken ?? before.refreshToken, idToken: fresh.idToken ?? before.idToken, order: [before.order[0], before.order[1] + 1] }
-      tell(tokens, took)
-      return tokens
-    } catch (e) {
-      const error = e as TesseraError
-      if (signal.aborted) throw error
-      if (isRejection(error)) {
-        // Lost a race to an engine that shares the storage or the channel but no lock: the winner's
-        // session is the one to keep (P10). On a channel it may take a round to come; when it does,
-        // it is adopted and `signal` aborts.
-        if (!exclusive && channel) await sleep(joinTimeout, clock, signal)
-        const won = await newerStored(before)
-        if (won) return won
-        tabs.post({ type: 'end', epoch: before.order[0], expired: true, session: before })
-      } else {
-        tabs.post({ type: 'cooldown', ms: cooldownFor(error), code: error.code === 'TIMEOUT' ? 'TIMEOUT' : 'NETWORK_ERROR', status: error.status })
-      }
-      throw error
-    }
-  }
-  /** The stored session, if another engine wrote one newer than `than` and not ended here. */
+  /** The stored session, if another engine wrote one newer than `than` and not of an epoch that ended here. */
   async function newerStored(than: Session) {
     const stored = await store.read(mine(), tabs.seen()).catch(noop)
     return stored && stored.tokens.order[0] > endedEpoch && newer(stored.tokens, than) ? stored.tokens : null
   }
-
-  function failRefresh(ms: number, error: TesseraError) {
-    const d = inflight
-    inflight = null
-    cool(ms)
-    dispatch({ type: 'refresh.failed', error })
-    arm()
-    d?.ctrl.abort(error)
-    d?.reject(error)
-  }
-  function settleRefresh(error: TesseraError) {
-    inflight!.ctrl.abort(error)
-    inflight!.reject(error)
-    inflight = null
-  }
   const subject = (t: TokenSet) => decodeJwt(t.idToken ?? t.accessToken)?.sub
   const ended = (): TesseraError =>
     disposed ? fail('DISPOSED', 'Disposed') : state.status === 'expired' ? state.error! : fail('UNAUTHENTICATED', 'No session')
-
-  // ── tokens for requests ──
-  const grant = (token: string, generation: number): Grant =>
-    granted?.generation === generation
-      ? granted
-      : (granted = { token, generation, headers: Object.freeze({ [header]: scheme ? `${scheme} ${token}` : token }) })
-
-  async function getGrant(opts: WaitOptions = {}): Promise<Grant> {
-    // One refresh per call at most: a token the server has just issued is used even if it is
-    // already "expiring" (a server handing out dead-on-arrival tokens must not loop us).
-    let refreshed = false
-    for (;;) {
-      const { status, tokens: t, generation } = state
-      if (disposed) throw ended()
-      if (status === 'initializing' || status === 'authenticating') {
-        await abortable(changed.promise, opts.signal)
-        continue
-      }
-      if (status !== 'authenticated' || !t) throw ended()
-      const rejected = generation === rejectedGeneration
-      if (!rejected && (!expiring(t) || refreshed)) return grant(t.accessToken, generation)
-      try {
-        if (!inflight && cooling) throw state.error ?? fail('NETWORK_ERROR', 'Refresh paused after a failure')
-        await abortable(startRefresh(), opts.signal)
-        refreshed = true
-      } catch (e) {
-        // A failed proactive refresh keeps a token that is still valid (P11).
-        if (!rejected && valid(t) && state.generation === generation && !isRejection(e) && state.status === 'authenticated')
-          return grant(t.accessToken, generation)
-        throw e
-      }
-    }
-  }
-
-  function handleUnauthorized(generation: number, opts?: WaitOptions): Promise<Grant> {
-    emit('unauthorized', { generation })
-    if (generation === state.generation) rejectedGeneration = generation
-    return getGrant(opts)
-  }
 
   // ── the user ──
   /** Loads the profile for the session in hand; tracked as `actions.user`. Rejects on failure. */
@@ -340,15 +137,14 @@ export function createAuth<User = unknown, Credentials = unknown>(
         throw error
       },
     )
-    track('user', run)
+    actions.track('user', run)
     return run
   }
   /** Takes the user an authority handed over with a token response, if it did (no profile call then). */
   function userIn(body: unknown): boolean {
     const user = (body as { user?: User | null } | null)?.user
     if (user === undefined) return false
-    delete latest.user
-    setAction('user', { status: 'fulfilled', error: null })
+    actions.settle('user', { status: 'fulfilled', error: null })
     dispatch({ type: 'user.loaded', user })
     return true
   }
@@ -382,7 +178,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
         }
         throw error
       })
-    track('login', run)
+    actions.track('login', run)
     return run
   }
 
@@ -395,15 +191,8 @@ export function createAuth<User = unknown, Credentials = unknown>(
     const run = (tokens && authority.logout ? call((signal) => authority.logout!(tokens, signal)) : Promise.resolve()).catch((e) =>
       emit('logout-error', { error: toTesseraError(e, 'NETWORK_ERROR') }),
     )
-    track('logout', run)
+    actions.track('logout', run)
     return run
-  }
-
-  // Concurrent callers get the very same promise; a cached token is never an answer here (P18).
-  function refresh(): Promise<void> {
-    if (!inflight) cool(0) // an explicit call is not an automatic retry: it may go now
-    const p = startRefresh()
-    return inflight ? (inflight.shared ??= p.then(noop)) : p.then(noop)
   }
 
   /** Calls the authority with a timeout: nothing it does may keep the engine waiting forever (I2). */
@@ -417,7 +206,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
       try {
         const stored = await store.read(null, tabs.seen())
         if (stored) tabs.see(stored.seen)
-        if (stored && (stored.tokens.refreshToken || valid(stored.tokens))) restored = stored
+        if (stored && (stored.tokens.refreshToken || timing.valid(stored.tokens))) restored = stored
       } catch (error) {
         emit('storage-error', { error: error as TesseraError })
       }
@@ -439,14 +228,11 @@ export function createAuth<User = unknown, Credentials = unknown>(
     tabs.post({ type: 'session', tokens, user: state.user, age: clock.now() - tokens.receivedAt, took })
   }
   function adopt(tokens: Session, user: User | null) {
-    const d = inflight
-    inflight = null
     const was = remote
     remote = true
+    drop(undefined, tokens) // the refresh in flight here, if any, resolves with it
     dispatch({ type: 'session.adopted', tokens, user })
     remote = was
-    d?.ctrl.abort()
-    d?.resolve(tokens)
   }
   function onMessage(m: TabMessage<User>) {
     const current = mine()
@@ -462,7 +248,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
       const receivedAt = Math.min(aged, Math.max(then, aged - 1_000))
       const tokens = { ...m.tokens, receivedAt, expiresAt: expiresAt === null ? null : receivedAt + expiresAt - then }
       if (newer(tokens, current)) {
-        sample(m.took)
+        timing.sample(m.took)
         adopt(tokens, m.user)
       } else if (tokens.accessToken === current?.accessToken) dispatch({ type: 'user.loaded', user: m.user })
     }
@@ -471,7 +257,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
       if (current && current.order[0] <= m.epoch)
         dispatch(m.expired ? { type: 'refresh.rejected', error: fail('SESSION_EXPIRED', 'Session expired') } : { type: 'logout' })
     }
-    if (m.type === 'cooldown') failRefresh(m.ms, fail(m.code, 'Refreshing failed in another tab', { status: m.status }))
+    if (m.type === 'cooldown') refresher.failed(m.ms, fail(m.code, 'Refreshing failed in another tab', { status: m.status }))
     remote = false
   }
   const channel = options.channel === undefined ? broadcastChannel(`tessera:${key}`) : options.channel
@@ -487,11 +273,34 @@ export function createAuth<User = unknown, Credentials = unknown>(
     onMessage,
   })
 
+  const refresher = createRefresher<User>({
+    clock,
+    policy,
+    random,
+    settle: joinTimeout,
+    shared: !!channel,
+    authority,
+    placement: [header, scheme],
+    timing,
+    tabs,
+    state: () => state,
+    dispatch,
+    changed: () => changed.promise,
+    ended,
+    newerStored,
+    tell,
+    adopt: (tokens) => adopt(tokens, state.user),
+    subjectChanged: (from, to) => subject(from) !== subject(to) && loadUser().catch(noop),
+    track: (refresh) => actions.track('refresh', refresh),
+    unauthorized: (generation) => emit('unauthorized', { generation }),
+  })
+  const { getGrant, drop, renewed } = refresher
+
   const restoring = restore().catch((e) => void dispatch({ type: 'restore.failed', error: toTesseraError(e, 'NETWORK_ERROR') }))
 
   const stopEnvironment = (options.environment ?? browserEnvironment).subscribe((signal) => {
-    if (signal === 'online') cool(0)
-    check()
+    if (signal === 'online') refresher.cool(0)
+    refresher.check()
   })
 
   const auth: Auth<User, Credentials> = {
@@ -500,36 +309,23 @@ export function createAuth<User = unknown, Credentials = unknown>(
     on: events.on,
     login,
     logout,
-    refresh,
+    refresh: refresher.refresh,
     getGrant,
     getAccessToken: (opts) => getGrant(opts).then((g) => g.token),
-    handleUnauthorized,
-    isAllowedUrl(url) {
-      const page = globalThis.location?.href
-      try {
-        const { origin } = new URL(url, page ?? LOCAL)
-        return origin === new URL(page ?? LOCAL).origin || allowed.includes(origin)
-      } catch {
-        return false
-      }
-    },
+    handleUnauthorized: refresher.handleUnauthorized,
+    isAllowedUrl: allowList(options.allowedOrigins),
     fetch: (input, init) => fetcher(input, init),
     ready: () => restoring.then(noop),
     reloadUser: () => (state.status === 'authenticated' ? loadUser() : Promise.reject(ended())),
-    resetAction(name) {
-      actions = { ...actions, [name]: IDLE }
-      delete latest[name]
-      changedSnapshot()
-    },
+    resetAction: (name) => actions.settle(name),
     dispose() {
       if (disposed) return
       disposed = true
-      clock.clearTimeout(timer)
-      cool(0)
+      refresher.dispose()
       stopEnvironment()
       tabs.stop()
       loginCtrl?.abort()
-      if (inflight) settleRefresh(fail('DISPOSED', 'Disposed'))
+      drop(fail('DISPOSED', 'Disposed'))
       changed.resolve()
     },
   }

@@ -96,3 +96,19 @@ export async function retry<T>(
     }
   }
 }
+
+/** A promise with its settle functions and an abort controller for the work behind it. @internal */
+export interface Deferred<T> {
+  ctrl: AbortController
+  shared?: Promise<void>
+  promise: Promise<T>
+  resolve(value: T): void
+  reject(error: unknown): void
+}
+/** @internal */
+export function deferred<T>(): Deferred<T> {
+  const d = { ctrl: new AbortController() } as Deferred<T>
+  d.promise = new Promise<T>((res, rej) => ((d.resolve = res), (d.reject = rej)))
+  d.promise.catch(() => {}) // a refresh nobody awaits must not be an unhandled rejection
+  return d
+}

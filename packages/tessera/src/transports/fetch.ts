@@ -1,6 +1,27 @@
 import { fail } from '../core/errors.js'
 import type { Auth, AuthRequestInit, Grant } from '../core/types.js'
 
+const LOCAL = 'http://tessera.invalid'
+
+/**
+ * Whether a token may be sent to a URL: relative ones, the page's own origin and `origins` (I5).
+ * Outside a page only `origins` (and relative URLs, resolved against a base no server has).
+ * @internal
+ */
+export function allowList(origins: string[] = []): (url: string | URL) => boolean {
+  const allowed = origins.map((o) => new URL(o).origin)
+  return (url) => {
+    const page = globalThis.location
+    try {
+      // One URL parse per request: the page's origin is read, not parsed again.
+      const { origin } = new URL(url, page?.href ?? LOCAL)
+      return origin === (page ? (page.origin ?? new URL(page.href).origin) : LOCAL) || allowed.includes(origin)
+    } catch {
+      return false
+    }
+  }
+}
+
 /** The part of the engine a transport uses: nothing private. */
 export type AuthTransportApi = Pick<Auth, 'getGrant' | 'handleUnauthorized' | 'isAllowedUrl'>
 
