@@ -13,6 +13,7 @@ declare module 'oidc-provider' {
     method: string
     path: string
     query: Record<string, string | string[] | undefined>
+    headers: Record<string, string | string[] | undefined>
     status: number
     body: unknown
     type: string
