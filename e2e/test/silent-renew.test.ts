@@ -8,6 +8,7 @@ import Provider from 'oidc-provider';
 import type { Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, openWindow, type LaunchedBrowser } from '../harness/browser.ts';
+import { signInAtProvider } from '../harness/provider-pages.ts';
 import type { SilentConfig } from '../pages/silent.ts';
 
 /**
@@ -181,12 +182,7 @@ describe('silent renew in Chromium: prompt=none in a hidden iframe, against prov
   /** Signs in through the provider's login and consent pages; the page lands authenticated on /callback. */
   async function signIn(page: Page, op: TestProvider) {
     await page.evaluate(() => window.silentApp.login());
-    await page.waitForURL(`${op.issuer}/interaction/**`);
-    await page.fill('input[name=login]', 'ada');
-    await page.fill('input[name=password]', 'any password');
-    await page.click('button[type=submit]');
-    await page.waitForSelector('input[name=prompt][value=consent]', { state: 'attached' });
-    await page.click('button[type=submit]');
+    await signInAtProvider(page, op.issuer);
     await page.waitForURL(`${app}/callback**`);
     await page.waitForFunction(() => window.silentApp);
     await page.evaluate(() => window.silentApp.ready());

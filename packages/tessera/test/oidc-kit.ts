@@ -1,7 +1,8 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import Provider from 'oidc-provider'
-import type { SilentFrame } from '../src/authorities/oidc.js'
+import type { OidcAuthorityOptions, SilentFrame } from '../src/authorities/oidc.js'
+import type { StoragePort } from '../src/index.js'
 import { writeRaw, type RawAnswer } from './token-server-corpus.js'
 
 /** The app the test provider's client redirects back to. Nothing listens there: tests read the URL. */
@@ -82,6 +83,28 @@ export async function startOidcProvider(name = 'Ada Lovelace', { refreshTokens =
     writeRaw(res, answer)
   })
   return op
+}
+
+/** What a test page load's browser holds: the login in progress (`tx`), the address bar, where it was sent. */
+export interface TestBrowser {
+  tx: StoragePort
+  state: { url: string }
+  navigations: string[]
+}
+
+/** The oidcAuthority options of a test page load: the test provider's client `web`, the browser's pieces faked by `browser`. */
+export function testAuthorityOptions(issuer: string, { tx, state, navigations }: TestBrowser): OidcAuthorityOptions {
+  return {
+    issuer,
+    clientId: 'web',
+    redirectUri: REDIRECT,
+    postLogoutRedirectUri: `${APP}/`,
+    storage: tx,
+    navigate: (u) => void navigations.push(u),
+    currentUrl: () => state.url,
+    replaceUrl: (u) => void (state.url = u),
+    allowInsecureRequests: true,
+  }
 }
 
 /** A browser's cookies for the provider: what keeps its session between requests. */

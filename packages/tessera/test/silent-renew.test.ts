@@ -4,7 +4,7 @@ import { handleSilentCallback, oidcAuthority, type OidcLoginRequest, type OidcUs
 import { decodeSession } from '../src/core/stored.js'
 import { decodeJwt } from '../src/core/tokens.js'
 import { FakeBus, FakeClock, FakeEnvironment, FakeLocks, FakeStorage, flush } from './fakes.js'
-import { APP, REDIRECT, SILENT, endProviderSession, providerFrame, startOidcProvider, walkProviderPages, type CookieJar, type OidcTestProvider } from './oidc-kit.js'
+import { APP, REDIRECT, SILENT, endProviderSession, providerFrame, startOidcProvider, testAuthorityOptions, walkProviderPages, type CookieJar, type OidcTestProvider } from './oidc-kit.js'
 
 /**
  * Silent renew (issue 16) against a real OpenID provider (oidc-provider on 127.0.0.1) that issues
@@ -45,15 +45,7 @@ function app({ url = `${APP}/`, tx = new FakeStorage(), session = new FakeStorag
   const frames: SilentFrameRequest[] = []
   const state = { url, frame: providerFrame(jar) }
   const authority = oidcAuthority({
-    issuer,
-    clientId: 'web',
-    redirectUri: REDIRECT,
-    postLogoutRedirectUri: `${APP}/`,
-    storage: tx,
-    navigate: (u) => void navigations.push(u),
-    currentUrl: () => state.url,
-    replaceUrl: (u) => void (state.url = u),
-    allowInsecureRequests: true,
+    ...testAuthorityOptions(issuer, { tx, state, navigations }),
     silentRenew: { redirectUri: SILENT, frame: (request) => (frames.push(request), state.frame(request)) },
   })
   const auth = createAuth({ authority, storage: session, clock, retry: { attempts: 1 }, channel: null, lock: null, environment: new FakeEnvironment(), random: () => 0.5, ...engine })
