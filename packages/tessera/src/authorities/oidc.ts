@@ -197,8 +197,8 @@ function faultyField(e: unknown, grant: string, status: number | undefined): str
  *   `INVALID_TOKEN_RESPONSE` naming the field (no tokens taken, session kept). Browsers that keep
  *   the provider's cookies from a frame on another site (Safari, Firefox, Chrome with third-party
  *   cookies blocked) turn every renewal into `login_required`: prefer refresh tokens with rotation.
- * - `logout()` revokes the refresh token (the access token of a silently renewed session) when the provider advertises a `revocation_endpoint`,
- *   then navigates to its `end_session_endpoint` with `id_token_hint`, `client_id` and
+ * - `logout()` revokes the refresh token (a silently renewed session's access token) when the
+ *   provider advertises a `revocation_endpoint`, then navigates to its `end_session_endpoint` with `id_token_hint`, `client_id` and
  *   `post_logout_redirect_uri`. A refused revocation (a public client may not be allowed to
  *   revoke) rejects after the navigation started: the engine's session is over regardless and
  *   reports it as a `logout-error` event.
@@ -240,7 +240,8 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
   const currentUrl = options.currentUrl ?? (() => globalThis.location.href)
   const replaceUrl = options.replaceUrl ?? ((url: string) => globalThis.history.replaceState(globalThis.history.state, '', url))
   const mapUser = options.mapUser ?? ((claims: OidcUser) => claims as User)
-  const silent = options.silentRenew === false ? null : { redirectUri, frame: hiddenFrame, ...options.silentRenew }
+  const renewing = options.silentRenew === false ? null : options.silentRenew
+  const silent = renewing === null ? null : { redirectUri: renewing?.redirectUri ?? redirectUri, frame: renewing?.frame ?? hiddenFrame }
 
   // Looked up per call: importing this module touches no global.
   const http = (signal?: AbortSignal) => ({
