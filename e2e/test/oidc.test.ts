@@ -8,6 +8,7 @@ import Provider from 'oidc-provider';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, type LaunchedBrowser } from '../harness/browser.ts';
+import { signInAtProvider } from '../harness/provider-pages.ts';
 
 /**
  * The whole OIDC redirect in a real Chromium: the app (e2e/pages/oidc.ts) on one 127.0.0.1 origin,
@@ -89,12 +90,7 @@ describe('OIDC in Chromium: Authorization Code + PKCE through the provider login
     await page.waitForFunction(() => window.oidcApp?.snapshot().status === 'unauthenticated');
 
     await page.evaluate(() => window.oidcApp.login());
-    await page.waitForURL(`${issuer}/interaction/**`);
-    await page.fill('input[name=login]', 'ada');
-    await page.fill('input[name=password]', 'any password');
-    await page.click('button[type=submit]');
-    await page.waitForSelector('input[name=prompt][value=consent]', { state: 'attached' });
-    await page.click('button[type=submit]');
+    await signInAtProvider(page, issuer);
 
     await page.waitForURL(`${app}/callback**`);
     await page.waitForFunction(() => window.oidcApp);

@@ -1,11 +1,15 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import Provider from 'oidc-provider'
+import type { OidcAuthorityOptions, SilentFrame } from '../src/authorities/oidc.js'
+import type { StoragePort } from '../src/index.js'
 import { writeRaw, type RawAnswer } from './token-server-corpus.js'
 
 /** The app the test provider's client redirects back to. Nothing listens there: tests read the URL. */
 export const APP = 'http://127.0.0.1:5999'
 export const REDIRECT = `${APP}/callback`
+/** The page that hands silent renew answers to its parent. */
+export const SILENT = `${APP}/silent`
 
 /** A real OpenID provider (oidc-provider) on 127.0.0.1, with hooks to bend its answers on the wire. */
 export interface OidcTestProvider {
@@ -14,14 +18,18 @@ export interface OidcTestProvider {
   wire: Map<string, RawAnswer>
   /** Rewrites the provider's own JSON answer of the token endpoint (once). */
   rewriteToken: ((body: Record<string, unknown>) => Record<string, unknown>) | null
+  /** Every request the provider answered: `METHOD /path?query`, and the token endpoint's `grant_type`. */
+  seen: Array<{ method: string; path: string; query: Record<string, string>; grant?: string }>
   close(): Promise<void>
 }
 
 /**
  * Starts oidc-provider with one public client `web` (PKCE, refresh tokens rotated, revocation and
- * RP-initiated logout on) whose user `ada` is called `name`.
+ * RP-initiated logout on) whose users (any login name) are called `name`. With
+ * `refreshTokens: false` it issues no refresh token at all (a single-page app client that gets
+ * none: silent renew's case).
  */
-export async function startOidcProvider(name = 'Ada Lovelace'): Promise<OidcTestProvider> {
+export async function startOidcProvider(name = 'Ada Lovelace', { refreshTokens = true } = {}): Promise<OidcTestProvider> {
   const server = createServer()
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
@@ -30,9 +38,9 @@ export async function startOidcProvider(name = 'Ada Lovelace'): Promise<OidcTest
       {
         client_id: 'web',
         token_endpoint_auth_method: 'none', // public client: PKCE instead of a secret
-        grant_types: ['authorization_code', 'refresh_token'],
+        grant_types: refreshTokens ? ['authorization_code', 'refresh_token'] : ['authorization_code'],
         response_types: ['code'],
-        redirect_uris: [REDIRECT],
+        redirect_uris: [REDIRECT, SILENT],
         post_logout_redirect_uris: [`${APP}/`],
       },
     ],
@@ -50,11 +58,16 @@ export async function startOidcProvider(name = 'Ada Lovelace'): Promise<OidcTest
     issuer,
     wire: new Map(),
     rewriteToken: null,
+    seen: [],
     close: () => new Promise<void>((r) => server.close(() => r())),
   }
   provider.on('server_error', (_ctx, err) => console.error('provider error', err))
   provider.use(async (ctx, next) => {
+    const entry: OidcTestProvider['seen'][number] = { method: ctx.method, path: ctx.path, query: { ...(ctx.query as Record<string, string>) } }
+    op.seen.push(entry)
     await next()
+    const grant = ctx.oidc?.params?.grant_type
+    if (typeof grant === 'string') entry.grant = grant
     if (ctx.path === '/token' && ctx.status === 200 && op.rewriteToken) {
       ctx.body = op.rewriteToken(ctx.body as Record<string, unknown>)
       op.rewriteToken = null
@@ -72,32 +85,71 @@ export async function startOidcProvider(name = 'Ada Lovelace'): Promise<OidcTest
   return op
 }
 
+/** What a test page load's browser holds: the login in progress (`tx`), the address bar, where it was sent. */
+export interface TestBrowser {
+  tx: StoragePort
+  state: { url: string }
+  navigations: string[]
+}
+
+/** The oidcAuthority options of a test page load: the test provider's client `web`, the browser's pieces faked by `browser`. */
+export function testAuthorityOptions(issuer: string, { tx, state, navigations }: TestBrowser): OidcAuthorityOptions {
+  return {
+    issuer,
+    clientId: 'web',
+    redirectUri: REDIRECT,
+    postLogoutRedirectUri: `${APP}/`,
+    storage: tx,
+    navigate: (u) => void navigations.push(u),
+    currentUrl: () => state.url,
+    replaceUrl: (u) => void (state.url = u),
+    allowInsecureRequests: true,
+  }
+}
+
+/** A browser's cookies for the provider: what keeps its session between requests. */
+export type CookieJar = Map<string, string>
+
+/** One request like a browser's: the jar's cookies sent, its `Set-Cookie` kept (an expired one deleted), no redirect followed. */
+async function browse(url: string, jar: CookieJar, body?: string): Promise<Response> {
+  const res = await fetch(url, {
+    method: body === undefined ? 'GET' : 'POST',
+    body,
+    redirect: 'manual',
+    headers: {
+      cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; '),
+      ...(body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded' }),
+    },
+  })
+  for (const c of res.headers.getSetCookie()) {
+    const [pair] = c.split(';')
+    const i = pair!.indexOf('=')
+    if (/expires=Thu, 01 Jan 1970|max-age=0/i.test(c)) jar.delete(pair!.slice(0, i))
+    else jar.set(pair!.slice(0, i), pair!.slice(i + 1))
+  }
+  return res
+}
+
+const redirected = (res: Response, from: string) => (res.status >= 300 && res.status < 400 ? new URL(res.headers.get('location')!, from).href : null)
+
 /**
- * Walks the provider's pages like a browser: follows redirects, signs in as `ada` and consents (or
- * cancels), until a redirect lands on `app`; resolves that URL (the callback).
+ * Walks the provider's pages like a browser: follows redirects, signs in as `login` (default
+ * `ada`) and consents (or cancels), until a redirect lands on `app`; resolves that URL (the
+ * callback). Pass a `jar` to keep the provider's session cookies (silent renew needs them).
  */
-export async function walkProviderPages(authorizationUrl: string, app: string, options: { cancel?: boolean } = {}): Promise<string> {
-  const jar = new Map<string, string>()
+export async function walkProviderPages(
+  authorizationUrl: string,
+  app: string,
+  options: { cancel?: boolean; jar?: CookieJar; login?: string } = {},
+): Promise<string> {
+  const { jar = new Map(), login = 'ada' } = options
   let url = authorizationUrl
   let body: string | undefined
   for (let step = 0; step < 20; step++) {
-    const res = await fetch(url, {
-      method: body === undefined ? 'GET' : 'POST',
-      body,
-      redirect: 'manual',
-      headers: {
-        cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; '),
-        ...(body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded' }),
-      },
-    })
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';')
-      const i = pair!.indexOf('=')
-      jar.set(pair!.slice(0, i), pair!.slice(i + 1))
-    }
+    const res = await browse(url, jar, body)
     body = undefined
-    if (res.status >= 300 && res.status < 400) {
-      const next = new URL(res.headers.get('location')!, url).href
+    const next = redirected(res, url)
+    if (next) {
       if (next.startsWith(app)) return next
       url = next
       continue
@@ -105,12 +157,41 @@ export async function walkProviderPages(authorizationUrl: string, app: string, o
     const html = await res.text()
     if (res.status !== 200) throw new Error(`the provider answered ${res.status}: ${html}`)
     const action = new URL(/action="([^"]+)"/.exec(html)![1]!, url).href
-    const prompt = /name="prompt" value="(\w+)"/.exec(html)?.[1]
+    // The form's hidden fields (`prompt`; or `xsrf` and `logout` of the form the provider submits
+    // by script when another account signs in over a session), and the user's part of a login.
+    const fields = new URLSearchParams([...html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]))
+    if (fields.get('prompt') === 'login') fields.set('login', login), fields.set('password', 'any')
     if (options.cancel) url = `${action}/abort`
     else {
       url = action
-      body = prompt === 'login' ? 'prompt=login&login=ada&password=any' : 'prompt=consent'
+      body = fields.toString()
     }
   }
   throw new Error('the provider flow did not end on the app')
+}
+
+/**
+ * The hidden iframe, for Node: loads the silent request with the browser's cookie `jar` and
+ * follows the provider's redirects to the silent redirect URI, whose URL it resolves. A page
+ * instead (one that needs the user) rejects, as a frame that stays there would be blocked.
+ */
+export function providerFrame(jar: CookieJar): SilentFrame {
+  return async ({ url, redirectUri, signal }) => {
+    for (let step = 0; step < 10 && !signal.aborted; step++) {
+      const next = redirected(await browse(url, jar), url)
+      if (!next) throw new Error(`the silent request stopped on a provider page at ${url}`)
+      if (next.startsWith(redirectUri)) return next
+      url = next
+    }
+    throw signal.aborted ? signal.reason : new Error('the silent request did not come back')
+  }
+}
+
+/** RP-initiated logout at the provider, confirmed like a user would: the session in `jar` ends there. */
+export async function endProviderSession(issuer: string, jar: CookieJar): Promise<void> {
+  const page = await (await browse(`${issuer}/session/end?client_id=web`, jar)).text()
+  const xsrf = /name="xsrf" value="([^"]+)"/.exec(page)?.[1]
+  if (!xsrf) throw new Error(`no logout form: ${page}`)
+  const res = await browse(new URL(/action="([^"]+)"/.exec(page)![1]!, issuer).href, jar, `xsrf=${xsrf}&logout=yes`)
+  if (!redirected(res, issuer)) throw new Error(`the logout was not confirmed: ${res.status}`)
 }

@@ -3,7 +3,7 @@ import { createAuth, isTesseraError, type Auth, type AuthStatus, type TesseraErr
 import { oidcAuthority, type OidcAuthorityOptions, type OidcLoginRequest, type OidcUser } from '../src/authorities/oidc.js'
 import { decodeSession } from '../src/core/stored.js'
 import { FakeClock, FakeStorage, flush } from './fakes.js'
-import { APP, REDIRECT, startOidcProvider, walkProviderPages, type OidcTestProvider } from './oidc-kit.js'
+import { APP, REDIRECT, startOidcProvider, testAuthorityOptions, walkProviderPages, type OidcTestProvider } from './oidc-kit.js'
 import { notATokenResponse, refusedRefresh, refusedRevocation, type RawAnswer } from './token-server-corpus.js'
 
 /**
@@ -59,19 +59,7 @@ function page(url = `${APP}/`, shared: { tx?: FakeStorage; session?: FakeStorage
     }
     return res
   }
-  const authority = oidcAuthority({
-    issuer,
-    clientId: 'web',
-    redirectUri: REDIRECT,
-    postLogoutRedirectUri: `${APP}/`,
-    storage: tx,
-    fetch: recording,
-    navigate: (u) => void navigations.push(u),
-    currentUrl: () => state.url,
-    replaceUrl: (u) => void (state.url = u),
-    allowInsecureRequests: true,
-    ...extra,
-  })
+  const authority = oidcAuthority({ ...testAuthorityOptions(issuer, { tx, state, navigations }), fetch: recording, ...extra })
   const clock = new FakeClock()
   const auth = createAuth({ authority, storage: session, clock, retry: { attempts: 1 } })
   engines.push(auth)

@@ -1,5 +1,6 @@
 import * as oauth from 'oauth4webapi'
 import { retryAfter } from './retry-after.js'
+import { handOver, hiddenFrame, inSilentFrame, isHandle, samePage, subjectOf, toHandle, type SilentRenewOptions } from './silent-renew.js'
 import { TesseraError, isTesseraError, sessionStorageStore, type Authority, type StoragePort, type TokenSet } from '../index.js'
 
 /**
@@ -86,6 +87,12 @@ export interface OidcAuthorityOptions<User = OidcUser> {
    * @defaultValue `false`
    */
   allowInsecureRequests?: boolean
+  /**
+   * When the provider gives no refresh token, renew the session with `prompt=none` in a hidden
+   * frame (see {@link oidcAuthority}); `false`: the session then ends when its access token does.
+   * @defaultValue `{}` (on, answers at `redirectUri`)
+   */
+  silentRenew?: SilentRenewOptions | false
 }
 
 /**
@@ -101,7 +108,10 @@ export interface OidcAuthorityOptions<User = OidcUser> {
  */
 export type OidcAuthority<User = OidcUser> = Authority<User, OidcLoginRequest> &
   Required<Pick<Authority<User, OidcLoginRequest>, 'logout' | 'fetchUser' | 'restore'>> & {
-    /** Whether the page's URL is a callback (`code` or `error` at `redirectUri`) that `restore()` will handle. Synchronous, no I/O. */
+    /**
+     * Whether the page's URL is a callback (`code` or `error` at `redirectUri`, or at the silent
+     * redirect URI inside a renewal frame) that `restore()` will handle. Synchronous, no I/O.
+     */
     hasCallback(): boolean
   }
 
@@ -110,6 +120,9 @@ interface Transaction {
   nonce: string
   verifier: string
 }
+
+/** Provider errors of a silent request that are worth another try (OAuth 2.0 §4.1.2.1); any other ends the session. */
+const TRANSIENT = ['server_error', 'temporarily_unavailable']
 
 /** Callback parameters dropped from the URL once read (RFC 6749 §4.1.2, RFC 9207, OIDC Session). */
 const CALLBACK_PARAMS = ['code', 'state', 'iss', 'error', 'error_description', 'error_uri', 'session_state']
@@ -168,8 +181,24 @@ function faultyField(e: unknown, grant: string, status: number | undefined): str
  *   or fails to say (OAuth JSON, an empty body, text, HTML); network, 408, 429 and 5xx →
  *   `NETWORK_ERROR` with `retryAfter` (retried, session kept: I6); a 200 that is not a token
  *   response → `INVALID_TOKEN_RESPONSE` (reported, session kept).
- * - `logout()` revokes the refresh token when the provider advertises a `revocation_endpoint`,
- *   then navigates to its `end_session_endpoint` with `id_token_hint`, `client_id` and
+ * - **Silent renew**: when the provider gives no refresh token (a public client without
+ *   `offline_access`), the session keeps a renewal handle (`silent:` and its subject) where the
+ *   refresh token would be, and `refresh()` loads an authorization request with `prompt=none`,
+ *   fresh `state`, `nonce` and PKCE in a hidden iframe (`response_mode=web_message` when the
+ *   provider advertises it, else `query` to `silentRenew.redirectUri`), exchanges the code, and
+ *   accepts the tokens only for the same `sub`. The engine makes it single-flight across tabs and
+ *   bounds each attempt by `retry.timeout` (a frame that never answers: `TIMEOUT`, retried, session
+ *   kept). `login_required`, `interaction_required`, `consent_required`,
+ *   `account_selection_required` (or any other provider error but `server_error` and
+ *   `temporarily_unavailable`), another `sub`, or a code the provider refuses → `INVALID_GRANT`:
+ *   the session ends (`SESSION_EXPIRED`, the provider's error in `cause.cause`). A frame that loads
+ *   a page and answers nothing within 2 s (`X-Frame-Options`, CSP `frame-ancestors`) →
+ *   `NETWORK_ERROR` saying it was blocked. A `state`, `nonce` or `iss` that does not match →
+ *   `INVALID_TOKEN_RESPONSE` naming the field (no tokens taken, session kept). Browsers that keep
+ *   the provider's cookies from a frame on another site (Safari, Firefox, Chrome with third-party
+ *   cookies blocked) turn every renewal into `login_required`: prefer refresh tokens with rotation.
+ * - `logout()` revokes the refresh token (a silently renewed session's access token) when the
+ *   provider advertises a `revocation_endpoint`, then navigates to its `end_session_endpoint` with `id_token_hint`, `client_id` and
  *   `post_logout_redirect_uri`. A refused revocation (a public client may not be allowed to
  *   revoke) rejects after the navigation started: the engine's session is over regardless and
  *   reports it as a `logout-error` event.
@@ -211,6 +240,8 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
   const currentUrl = options.currentUrl ?? (() => globalThis.location.href)
   const replaceUrl = options.replaceUrl ?? ((url: string) => globalThis.history.replaceState(globalThis.history.state, '', url))
   const mapUser = options.mapUser ?? ((claims: OidcUser) => claims as User)
+  const renewing = options.silentRenew === false ? null : options.silentRenew
+  const silent = renewing === null ? null : { redirectUri: renewing?.redirectUri ?? redirectUri, frame: renewing?.frame ?? hiddenFrame }
 
   // Looked up per call: importing this module touches no global.
   const http = (signal?: AbortSignal) => ({
@@ -282,17 +313,82 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
       access_token: res.access_token,
       token_type: res.token_type,
       expires_in: res.expires_in,
-      refresh_token: res.refresh_token ?? previousRefreshToken,
+      // No refresh token: the session's subject stands in for one, and refreshes renew silently.
+      refresh_token: res.refresh_token ?? previousRefreshToken ?? (silent && claims ? toHandle(claims.sub) : undefined),
       id_token: res.id_token,
       scope: res.scope,
     }
   }
 
+  /** In the renewal frame, a page at the silent redirect URI is a callback too: the parent's. */
+  const inFrame = () => !!silent && inSilentFrame()
+
   function callbackUrl(): URL | null {
     const url = new URL(currentUrl())
-    const expected = new URL(redirectUri)
     const p = url.searchParams
-    return url.origin === expected.origin && url.pathname === expected.pathname && (p.has('code') || p.has('error')) ? url : null
+    return (samePage(url, redirectUri) || (inFrame() && samePage(url, silent!.redirectUri))) && (p.has('code') || p.has('error')) ? url : null
+  }
+
+  /** An authorization request with a fresh `state`, `nonce` and PKCE verifier (S256): a login's, or a silent renewal's. */
+  async function authorizationRequest(as: oauth.AuthorizationServer, redirect: string, extra?: Record<string, string>) {
+    if (!as.authorization_endpoint) throw new TesseraError('LOGIN_FAILED', 'The provider has no authorization_endpoint', { field: 'authorization_endpoint' })
+    const tx: Transaction = { state: oauth.generateRandomState(), nonce: oauth.generateRandomNonce(), verifier: oauth.generateRandomCodeVerifier() }
+    const url = new URL(as.authorization_endpoint)
+    const params = {
+      ...extra,
+      client_id: clientId,
+      redirect_uri: redirect,
+      response_type: 'code',
+      scope,
+      state: tx.state,
+      nonce: tx.nonce,
+      code_challenge: await oauth.calculatePKCECodeChallenge(tx.verifier),
+      code_challenge_method: 'S256',
+    }
+    for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v)
+    return { url, tx }
+  }
+
+  /**
+   * Renews a session that has no refresh token: `prompt=none` in a hidden frame, the code exchanged
+   * like a login's, and the ID token's subject must be the session's. The transaction stays in
+   * memory: the frame shares this tab's storage, and a login in progress keeps its own.
+   */
+  async function renew(handle: string | undefined, signal: AbortSignal) {
+    const sub = subjectOf(handle)
+    if (!silent || sub === undefined) throw new TesseraError('INVALID_GRANT', 'No refresh token (was offline_access granted?)', { field: 'refresh_token' })
+    const as = await discover()
+    const mode = as.response_modes_supported?.includes('web_message') ? 'web_message' : 'query'
+    const { url, tx } = await authorizationRequest(as, silent.redirectUri, { prompt: 'none', response_mode: mode })
+    if (signal.aborted) throw signal.reason
+    let answer: URL
+    try {
+      answer = new URL(await silent.frame({ url: url.href, redirectUri: silent.redirectUri, signal }))
+    } catch (e) {
+      if (signal.aborted) throw signal.reason
+      throw isTesseraError(e) ? e : new TesseraError('NETWORK_ERROR', 'The silent renew frame failed', { cause: safeCause(e) })
+    }
+    let params: URLSearchParams
+    try {
+      if (!samePage(answer, silent.redirectUri)) throw new TesseraError('INVALID_TOKEN_RESPONSE', 'Silent renew answer not at the silent redirect URI', { field: 'redirect_uri' })
+      params = oauth.validateAuthResponse(as, client, answer, tx.state)
+    } catch (e) {
+      if (!(e instanceof oauth.AuthorizationResponseError)) throw refused(e, 'INVALID_GRANT', 'Silent renew answer rejected', 'code')
+      // login_required, interaction_required, consent_required, …: the provider will not renew without the user.
+      const code = TRANSIENT.includes(e.error) ? 'NETWORK_ERROR' : 'INVALID_GRANT'
+      throw new TesseraError(code, `Silent renew refused: ${[e.error, e.error_description].filter(Boolean).join(': ')}`, { cause: safeCause(e), field: 'error' })
+    }
+    const res = await send(() => oauth.authorizationCodeGrantRequest(as, client, clientAuth, params, silent.redirectUri, tx.verifier, http(signal)), signal)
+    let result: oauth.TokenEndpointResponse
+    try {
+      result = await oauth.processAuthorizationCodeResponse(as, client, res, { expectedNonce: tx.nonce, requireIdToken: true })
+    } catch (e) {
+      throw refused(e, 'INVALID_GRANT', 'Silent renew code exchange rejected', 'code', res.status)
+    }
+    // Another user signed in at the provider meanwhile: their tokens are not this session's.
+    if (oauth.getValidatedIdTokenClaims(result)!.sub !== sub)
+      throw new TesseraError('INVALID_GRANT', 'Silent renew signed in another user', { field: 'sub' })
+    return body(result)
   }
 
   async function readTransaction(): Promise<Transaction | null> {
@@ -327,22 +423,7 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
 
   return {
     async login(request, signal) {
-      const as = await discover()
-      if (!as.authorization_endpoint) throw new TesseraError('LOGIN_FAILED', 'The provider has no authorization_endpoint', { field: 'authorization_endpoint' })
-      const tx: Transaction = { state: oauth.generateRandomState(), nonce: oauth.generateRandomNonce(), verifier: oauth.generateRandomCodeVerifier() }
-      const url = new URL(as.authorization_endpoint)
-      const params = {
-        ...request?.params,
-        client_id: clientId,
-        redirect_uri: redirectUri,
-        response_type: 'code',
-        scope,
-        state: tx.state,
-        nonce: tx.nonce,
-        code_challenge: await oauth.calculatePKCECodeChallenge(tx.verifier),
-        code_challenge_method: 'S256',
-      }
-      for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v)
+      const { url, tx } = await authorizationRequest(await discover(), redirectUri, request?.params)
       try {
         await storage.set(key, JSON.stringify(tx))
       } catch (cause) {
@@ -359,6 +440,11 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
     async restore(signal) {
       const url = callbackUrl()
       if (!url) return null
+      if (inFrame()) {
+        // The parent's silent renewal: its answer goes to the parent, untouched; this frame starts no session.
+        handOver(url.href)
+        return null
+      }
       // Clean the URL first: a reload or a shared link must not replay the callback.
       const clean = new URL(url)
       for (const k of CALLBACK_PARAMS) clean.searchParams.delete(k)
@@ -382,7 +468,7 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
     },
 
     async refresh(refreshToken, signal) {
-      if (!refreshToken) throw new TesseraError('INVALID_GRANT', 'No refresh token (was offline_access granted?)', { field: 'refresh_token' })
+      if (!refreshToken || isHandle(refreshToken)) return renew(refreshToken, signal)
       const as = await discover()
       const res = await send(() => oauth.refreshTokenGrantRequest(as, client, clientAuth, refreshToken, http(signal)), signal)
       try {
@@ -396,7 +482,7 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
       const as = await discover()
       let failure: unknown
       let status: number | undefined
-      const token = tokens.refreshToken ?? tokens.accessToken
+      const token = tokens.refreshToken && !isHandle(tokens.refreshToken) ? tokens.refreshToken : tokens.accessToken
       if (as.revocation_endpoint)
         try {
           const res = await send(() => oauth.revocationRequest(as, client, clientAuth, token, http(signal)), signal)
@@ -432,4 +518,5 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
   }
 }
 
+export { handleSilentCallback, type SilentFrame, type SilentFrameRequest, type SilentRenewOptions } from './silent-renew.js'
 export { withProviders, type ProviderLogin, type ProvidersAuthority, type WithProvidersOptions } from './providers.js'
