@@ -5,7 +5,7 @@ import { createEmitter } from './events.js'
 import { sessionStore } from './stored.js'
 import { MAX_COOLDOWN, createTabs, newer, type Session, type TabMessage } from './tabs.js'
 import { decodeJwt, parseTokenResponse, type TokenSet } from './tokens.js'
-import type { ActionName, ActionState, Auth, AuthEventName, AuthNotice, AuthOptions, AuthSnapshot, Grant, WaitOptions } from './types.js'
+import type { ActionName, ActionState, Auth, AuthEventName, AuthNotice, AuthOptions, AuthSnapshot, Grant, GrantOptions, WaitOptions } from './types.js'
 import { systemClock } from '../ports/clock.js'
 import { browserEnvironment } from '../ports/environment.js'
 import { memoryStorage } from '../ports/storage.js'
@@ -49,7 +49,7 @@ function deferred<T>(): Deferred<T> {
 export function createAuth<User = unknown, Credentials = unknown>(
   options: AuthOptions<User, Credentials>,
 ): Auth<User, Credentials> {
-  const { authority, key = 'tessera', leeway = 60_000, clock = systemClock, random = Math.random } = options
+  const { authority, key = 'tessera', leeway = 60_000, clock = systemClock, random = Math.random, proof } = options
   const policy = { ...defaultRetry, ...options.retry }
   const { joinTimeout = 150, lockPatience = policy.timeout } = options
   const allowed = (options.allowedOrigins ?? []).map((o) => new URL(o).origin)
@@ -292,7 +292,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
       ? granted
       : (granted = { token, generation, headers: Object.freeze({ [header]: scheme ? `${scheme} ${token}` : token }) })
 
-  async function getGrant(opts: WaitOptions = {}): Promise<Grant> {
+  async function tokenGrant(opts: WaitOptions): Promise<Grant> {
     // One refresh per call at most: a token the server has just issued is used even if it is
     // already "expiring" (a server handing out dead-on-arrival tokens must not loop us).
     let refreshed = false
@@ -319,7 +319,10 @@ export function createAuth<User = unknown, Credentials = unknown>(
     }
   }
 
-  function handleUnauthorized(generation: number, opts?: WaitOptions): Promise<Grant> {
+  /** With a proof port (DPoP), a request's grant proves that request; without one, the token's grant as is. */
+  const getGrant = (opts: GrantOptions = {}) => (prove ? tokenGrant(opts).then((g) => prove(g, opts)) : tokenGrant(opts))
+
+  function handleUnauthorized(generation: number, opts?: GrantOptions): Promise<Grant> {
     emit('unauthorized', { generation })
     if (generation === state.generation) rejectedGeneration = generation
     return getGrant(opts)
@@ -531,5 +534,6 @@ export function createAuth<User = unknown, Credentials = unknown>(
     },
   }
   const fetcher = createAuthFetch(auth, options.fetch)
+  const prove = proof?.attach(auth)
   return auth
 }
