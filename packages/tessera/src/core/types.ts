@@ -108,9 +108,9 @@ export interface Grant {
   /**
    * Set by a {@link ProofPort} (DPoP): reads the answer to a request sent with this grant (a
    * `Response`, or anything with `status` and `headers`) and keeps the server's new nonce. True when
-   * the server asked for the same request again with that nonce (`use_dpop_nonce`; the response's
-   * body is then released): transports send it once more with a new grant, and never count it as a
-   * 401 (no refresh; the request keeps its one replay).
+   * the server asked for the same request again with that nonce (`use_dpop_nonce`): transports send
+   * it once more with a new grant (a second time, the answer is delivered as is), and never count it
+   * as a 401 (no refresh; the request keeps its one replay).
    */
   retry?(response: { status: number; headers: unknown }): boolean
 }
