@@ -19,6 +19,7 @@ const budgets = {
   oidc: 3_600, // issue 15 added withProviders (refine's providerName: one session, several OpenID providers), ~640 B
   adapter: 1_200, // issue 5
   binding: 1_536, // issue 6
+  dpop: 2_048, // issue 16: the key in IndexedDB, proofs, nonces, the proving fetch
 }
 
 describe('size budgets (min+gzip)', () => {
@@ -31,6 +32,7 @@ describe('size budgets (min+gzip)', () => {
   const entries: [string, keyof typeof budgets][] = [
     ['authorities/http.ts', 'http'],
     ['authorities/oidc.ts', 'oidc'],
+    ['proof/dpop.ts', 'dpop'],
     ['transports/axios.ts', 'adapter'],
     ['transports/urql.ts', 'adapter'],
     ['transports/alova.ts', 'adapter'],
