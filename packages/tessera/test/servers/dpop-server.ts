@@ -5,7 +5,7 @@
  * Used by the Node tests (packages/tessera/test) and by the Chromium tests (e2e/), which serve the
  * test page from it (`staticDir`). The reference server (packages/server) gets DPoP later.
  *
- * - `POST /auth/login` (any credentials) → `{ access_token, token_type: 'DPoP', expires_in, refresh_token, user }`, both tokens bound to the proof's key.
+ * - `POST /auth/register` → 201 (every account exists); `POST /auth/login` (any credentials) → `{ access_token, token_type: 'DPoP', expires_in, refresh_token, user }`, both tokens bound to the proof's key.
  * - `POST /auth/refresh` `{ refresh_token }` → a new pair; single use (a reused token is 400 and counted);
  *   a proof from another key than the one the token is bound to is 400 `invalid_grant`.
  * - `POST /auth/logout` `{ refresh_token }` with `Authorization: DPoP <token>` → 204; the key that proved it is recorded.
@@ -19,7 +19,7 @@ import { readFile } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { extname, join, normalize } from 'node:path'
-import { EmbeddedJWK, calculateJwkThumbprint, jwtVerify, type JWK } from 'jose'
+import { calculateJwkThumbprint, decodeProtectedHeader, importJWK, jwtVerify, type JWK } from 'jose'
 
 export interface DpopServerOptions {
   /** Access token lifetime, in seconds. @default 60 */
@@ -55,6 +55,8 @@ export async function startDpopServer(options: DpopServerOptions = {}) {
   const access = new Map<string, { jkt: string; expiresAt: number; sub: string }>()
   const refresh = new Map<string, { jkt: string; used: boolean; sub: string }>()
   const jtis = new Map<string, number>()
+  const keys = new Map<string, { key: CryptoKey; jkt: string }>()
+  let pruned = 0
   let nonce = token()
   const demand: Record<'token' | 'resource', boolean | 'always'> = { token: false, resource: false }
   const fresh = () => ({
@@ -86,11 +88,15 @@ export async function startDpopServer(options: DpopServerOptions = {}) {
     const proof = req.headers.dpop
     if (typeof proof !== 'string') return refuse('no proof')
     let payload: Record<string, unknown>
-    let jwk: JWK
+    let jkt: string
     try {
-      const verified = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: ['ES256'] })
-      payload = verified.payload
-      jwk = verified.protectedHeader.jwk!
+      // The proof's own public key (RFC 9449 §4.3), imported once per key as a busy server would.
+      const jwk = decodeProtectedHeader(proof).jwk as JWK | undefined
+      if (!jwk || jwk.kty !== 'EC' || jwk.crv !== 'P-256' || 'd' in jwk) throw new Error('not a public P-256 key')
+      let known = keys.get(`${jwk.x}.${jwk.y}`)
+      if (!known) keys.set(`${jwk.x}.${jwk.y}`, (known = { key: (await importJWK(jwk, 'ES256')) as CryptoKey, jkt: await calculateJwkThumbprint(jwk) }))
+      payload = (await jwtVerify(proof, known.key, { typ: 'dpop+jwt', algorithms: ['ES256'] })).payload
+      jkt = known.jkt
     } catch {
       return refuse('signature')
     }
@@ -99,11 +105,13 @@ export async function startDpopServer(options: DpopServerOptions = {}) {
     if (payload.htu !== url.origin + url.pathname) return refuse('htu')
     if (typeof payload.iat !== 'number' || Math.abs(now - payload.iat) > window) return refuse('iat')
     if (typeof payload.jti !== 'string' || payload.jti.length < 16) return refuse('jti')
-    for (const [jti, until] of jtis) if (until < now) jtis.delete(jti)
+    if (now > pruned) {
+      pruned = now // at most once a second
+      for (const [jti, until] of jtis) if (until < now) jtis.delete(jti)
+    }
     if (jtis.has(payload.jti)) return refuse('jti replay')
     if (bound !== undefined && payload.ath !== b64sha256(bound)) return refuse('ath')
     if (bound === undefined && payload.ath !== undefined) return refuse('ath on a token request')
-    const jkt = await calculateJwkThumbprint(jwk)
     const place = url.pathname.startsWith('/auth/') && url.pathname !== '/auth/me' ? 'token' : 'resource'
     if (demand[place] === 'always') nonce = token() // a server that never takes the nonce it gave
     if (demand[place] && payload.nonce !== nonce) {
@@ -137,6 +145,7 @@ export async function startDpopServer(options: DpopServerOptions = {}) {
     if (/^bearer /i.test(auth)) stats.bearer++
     const presented = /^DPoP (.+)$/.exec(auth)?.[1]
 
+    if (req.method === 'POST' && path === '/auth/register') return send(res, 201, {}) // every account exists
     if (req.method === 'POST' && (path === '/auth/login' || path === '/auth/refresh')) {
       const body = (text ? JSON.parse(text) : {}) as { refresh_token?: string; email?: string }
       const proof = await check(req, url)
