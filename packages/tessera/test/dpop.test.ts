@@ -7,7 +7,8 @@ import { createAuth, isTesseraError, type Auth, type AuthEventName } from '../sr
 import { httpAuthority } from '../src/authorities/http.js'
 import { createDpop, type Dpop } from '../src/proof/dpop.js'
 import { authExchange } from '../src/transports/urql.js'
-import { FakeBus, FakeLocks } from './fakes.js'
+import { decodeSession } from '../src/core/stored.js'
+import { FakeBus, FakeLocks, FakeStorage, flush } from './fakes.js'
 import { startDpopServer, type DpopServer } from './servers/dpop-server.js'
 import { TRANSPORTS, senders } from './transport-kit.js'
 
@@ -31,7 +32,7 @@ afterEach(() => {
 const sha256 = (text: string) => createHash('sha256').update(text).digest('base64url')
 
 /** One tab: an engine whose authority and transports prove with `dpop` (a handle on `profile`'s IndexedDB). */
-function tab(profile: IDBFactory, extra: { dpop?: Dpop; channel?: ReturnType<FakeBus['channel']>; lock?: FakeLocks } = {}) {
+function tab(profile: IDBFactory, extra: { dpop?: Dpop; channel?: ReturnType<FakeBus['channel']>; lock?: FakeLocks; storage?: FakeStorage } = {}) {
   const dpop = extra.dpop ?? createDpop({ indexedDB: profile })
   const auth = createAuth({
     authority: httpAuthority({ baseUrl: `${server.url}/auth`, dpop }),
@@ -39,6 +40,7 @@ function tab(profile: IDBFactory, extra: { dpop?: Dpop; channel?: ReturnType<Fak
     allowedOrigins: [server.url],
     channel: extra.channel ?? null,
     lock: extra.lock ?? null,
+    storage: extra.storage,
     retry: { attempts: 1 },
   })
   engines.push(auth)
@@ -260,6 +262,28 @@ describe('every transport', () => {
     const long = await client.query(Echo, { text: 'x'.repeat(3_000) }).toPromise()
     expect([short.error, long.error]).toEqual([undefined, undefined])
     expect(server.stats.proofs.filter((p) => p.path === '/api/graphql').map((p) => p.method)).toEqual(['GET', 'POST'])
+  })
+})
+
+describe('stolen tokens are useless', () => {
+  it('an access token copied out of the page: 401 as Bearer and with a proof from another key; a refresh token copied out: 400, no tokens; the page itself goes on', async () => {
+    const storage = new FakeStorage()
+    const { auth } = tab(new IDBFactory(), { storage })
+    await auth.login({ email: 'ada@example.test', password: 'pw' })
+    await flush()
+    const token = await auth.getAccessToken()
+    const { refreshToken } = decodeSession(storage.map.get('tessera')!).tokens
+    expect((await fetch(`${server.url}/api/data`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(401)
+    const thief = createDpop({ indexedDB: new IDBFactory() })
+    expect((await thief.fetch()(`${server.url}/api/data`, { headers: { authorization: `DPoP ${token}` } })).status).toBe(401)
+    const stolen = await thief.fetch()(`${server.url}/auth/refresh`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ refresh_token: refreshToken }) })
+    expect(stolen.status).toBe(400)
+    expect(await stolen.json()).toEqual({ error: 'invalid_grant', error_description: 'bound to another key' })
+    expect(server.stats.refresh).toMatchObject({ wrongKey: 1, succeeded: 0 })
+    // From the page: the same requests succeed.
+    expect((await auth.fetch(`${server.url}/api/data`)).status).toBe(200)
+    await auth.refresh()
+    expect(server.stats.refresh).toMatchObject({ wrongKey: 1, succeeded: 1 })
   })
 })
 
