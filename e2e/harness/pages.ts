@@ -114,15 +114,7 @@ export async function startStack(serverOptions: ServerOptions = {}): Promise<Sta
     profile,
     version: launched.version,
     newContext,
-    async newPage({ context = profile, beforeLoad } = {}) {
-      // Tabs of the profile open in windows of their own (see openWindow).
-      const page = context === profile ? await openWindow(launched) : await context.newPage();
-      page.setDefaultTimeout(10_000);
-      await beforeLoad?.(page);
-      await page.goto(`${url}/`, { timeout: 10_000 });
-      await page.waitForFunction(() => typeof window.harness === 'object', undefined, { timeout: 10_000 });
-      return page;
-    },
+    newPage: (options) => openPage(launched, url, options),
     async stats() {
       const res = await fetch(`${url}/__stats`, { signal: AbortSignal.timeout(5_000) });
       return (await res.json()) as StatsSnapshot;
@@ -140,18 +132,7 @@ export async function startStack(serverOptions: ServerOptions = {}): Promise<Sta
       if (!res.ok) throw new Error(`POST /__faults answered ${res.status}: ${await res.text()}`);
       return (await res.json()) as FaultSettings;
     },
-    async resetProfile() {
-      await Promise.all(profile.pages().map((p) => p.close()));
-      await profile.clearCookies();
-      const page = await openWindow(launched);
-      await page.goto(`${url}/`, { timeout: 10_000 });
-      await page.evaluate(async () => {
-        localStorage.clear();
-        sessionStorage.clear();
-        await Promise.all((await indexedDB.databases()).map((db) => db.name && indexedDB.deleteDatabase(db.name)));
-      });
-      await page.close();
-    },
+    resetProfile: () => clearProfile(launched, url),
     close() {
       closing ??= (async () => {
         await b.close().catch(() => {});
@@ -161,6 +142,34 @@ export async function startStack(serverOptions: ServerOptions = {}): Promise<Sta
       return closing;
     },
   };
+}
+
+/**
+ * A tab with the test page of `url` loaded and `window.harness` ready: by default a tab of the
+ * browser's profile in a window of its own (see openWindow), else a page of `context`.
+ */
+export async function openPage(launched: LaunchedBrowser, url: string, { context = launched.profile, beforeLoad }: NewPageOptions = {}): Promise<Page> {
+  const page = context === launched.profile ? await openWindow(launched) : await context.newPage();
+  page.setDefaultTimeout(10_000);
+  await beforeLoad?.(page);
+  await page.goto(`${url}/`, { timeout: 10_000 });
+  await page.waitForFunction(() => typeof window.harness === 'object', undefined, { timeout: 10_000 });
+  return page;
+}
+
+/** Closes every tab of the profile and clears `url`'s cookies, localStorage, sessionStorage and IndexedDB there. */
+export async function clearProfile(launched: LaunchedBrowser, url: string): Promise<void> {
+  const { profile } = launched;
+  await Promise.all(profile.pages().map((p) => p.close()));
+  await profile.clearCookies();
+  const page = await openWindow(launched);
+  await page.goto(`${url}/`, { timeout: 10_000 });
+  await page.evaluate(async () => {
+    localStorage.clear();
+    sessionStorage.clear();
+    await Promise.all((await indexedDB.databases()).map((db) => db.name && indexedDB.deleteDatabase(db.name)));
+  });
+  await page.close();
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   type AuthOptions,
 } from '../../packages/tessera/src/index.ts';
 import { httpAuthority, type HttpAuthority } from '../../packages/tessera/src/authorities/http.ts';
+import { createDpop, type Dpop } from '../../packages/tessera/src/proof/dpop.ts';
 
 /** Options a test can pass to `harness.start` (JSON only: they cross the page boundary). */
 export interface StartOptions {
@@ -31,6 +32,8 @@ export interface StartOptions {
   /** Where the reference server's auth routes are. @default '/auth' */
   baseUrl?: string;
   refreshToken?: 'body' | 'cookie';
+  /** DPoP (`tessera/dpop`): the key in this origin's IndexedDB, proofs on the token endpoint and every request. */
+  dpop?: boolean;
 }
 
 /** One event the engine emitted, as recorded in `harness.events`. */
@@ -102,15 +105,18 @@ function render(text: string) {
 const harness = {
   auth: null as Auth | null,
   authority: null as HttpAuthority<unknown, { email: string; password: string }> | null,
+  dpop: null as Dpop | null,
   events: [] as RecordedEvent[],
 
   /** Creates the engine against the same-origin server and records every event. Replaces a previous one. */
   start(options: StartOptions = {}): void {
     harness.auth?.dispose();
     harness.events = [];
-    const authority = httpAuthority({ baseUrl: options.baseUrl ?? '/auth', refreshToken: options.refreshToken ?? 'body' });
+    const dpop = options.dpop ? createDpop() : undefined;
+    const authority = httpAuthority({ baseUrl: options.baseUrl ?? '/auth', refreshToken: options.refreshToken ?? 'body', dpop });
     const auth = createAuth({
       authority,
+      proof: dpop,
       key: options.key,
       storage: storages[options.storage ?? 'memory'](),
       leeway: options.leeway,
@@ -135,6 +141,13 @@ const harness = {
     render(auth.getSnapshot().status);
     harness.auth = auth;
     harness.authority = authority;
+    harness.dpop = dpop ?? null;
+  },
+
+  /** The JWK thumbprint of this tab's DPoP key (RFC 7638). */
+  thumbprint(): Promise<string> {
+    if (!harness.dpop) throw new Error('harness.start({ dpop: true }) first');
+    return harness.dpop.thumbprint();
   },
 
   engine(): Auth {

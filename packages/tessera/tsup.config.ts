@@ -16,6 +16,7 @@ export default defineConfig([
       index: 'src/index.ts',
       http: 'src/authorities/http.ts',
       oidc: 'src/authorities/oidc.ts',
+      dpop: 'src/proof/dpop.ts',
       axios: 'src/transports/axios.ts',
       urql: 'src/transports/urql.ts',
       alova: 'src/transports/alova.ts',

@@ -8,7 +8,7 @@
  */
 import { CORE, measure, parts } from './measure.js'
 
-const entries = ['authorities/http.ts', 'authorities/oidc.ts', 'transports/axios.ts', 'transports/urql.ts', 'transports/alova.ts', 'bindings/react.tsx', 'bindings/refine.ts', 'bindings/tanstack-query.ts', 'bindings/vue.ts', 'bindings/svelte.ts']
+const entries = ['authorities/http.ts', 'authorities/oidc.ts', 'proof/dpop.ts', 'transports/axios.ts', 'transports/urql.ts', 'transports/alova.ts', 'bindings/react.tsx', 'bindings/refine.ts', 'bindings/tanstack-query.ts', 'bindings/vue.ts', 'bindings/svelte.ts']
 
 const core = await measure({ contents: CORE }, { withCore: true })
 console.log('## Sizes (esbuild minify, gzip -9)\n')

@@ -16,6 +16,8 @@ export type {
   ActionName,
   ActionState,
   Grant,
+  GrantOptions,
+  ProofPort,
   TokenPlacement,
   AuthRequestInit,
   WaitOptions,

@@ -27,7 +27,7 @@ export const badTokenResponses: [string, unknown, string][] = [
   ['expires_in boolean', { access_token: 'a', expires_in: true }, 'expires_in'],
   ['expiresIn object', { access_token: 'a', expiresIn: {} }, 'expiresIn'],
   ['token_type mac', { access_token: 'a', token_type: 'mac' }, 'token_type'],
-  ['token_type DPoP', { access_token: 'a', token_type: 'DPoP' }, 'token_type'],
+  ['token_type DPoP-ish', { access_token: 'a', token_type: 'DPoP2' }, 'token_type'],
   ['token_type number', { access_token: 'a', token_type: 1 }, 'token_type'],
   ['id_token not a JWT', { access_token: 'a', id_token: 'not-a-jwt' }, 'id_token'],
   ['id_token bad base64 payload', { access_token: 'a', id_token: 'a.%%%.c' }, 'id_token'],

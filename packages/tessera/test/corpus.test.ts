@@ -57,6 +57,7 @@ describe('I8: malformed token responses', () => {
 
   it('valid variants are accepted: OAuth, hand-rolled camelCase, opaque and JWT without expires_in', () => {
     expect(parseTokenResponse({ access_token: 'a', token_type: 'bearer', expires_in: 60 }, 1000)).toMatchObject({ accessToken: 'a', expiresAt: 61_000 })
+    expect(parseTokenResponse({ access_token: 'a', token_type: 'DPoP' }, 0).accessToken).toBe('a') // bound to the page's key (tessera/dpop)
     expect(parseTokenResponse({ token: 't', refreshToken: 'r', expiresIn: 1 }, 0)).toMatchObject({ accessToken: 't', refreshToken: 'r', expiresAt: 1000 })
     expect(parseTokenResponse({ token: 'opaque' }, 0).expiresAt).toBeNull()
     expect(parseTokenResponse({ access_token: jwt({ iat: 100, exp: 160 }) }, 5_000).expiresAt).toBe(65_000)

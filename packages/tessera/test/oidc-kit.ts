@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import Provider from 'oidc-provider'
@@ -20,6 +21,8 @@ export interface OidcTestProvider {
   rewriteToken: ((body: Record<string, unknown>) => Record<string, unknown>) | null
   /** Every request the provider answered: `METHOD /path?query`, and the token endpoint's `grant_type`. */
   seen: Array<{ method: string; path: string; query: Record<string, string>; grant?: string }>
+  /** DPoP (on, as in oidc-provider 9 by default): whether a proof must carry the provider's nonce (`use_dpop_nonce` otherwise). */
+  requireDpopNonce: boolean
   close(): Promise<void>
 }
 
@@ -46,7 +49,13 @@ export async function startOidcProvider(name = 'Ada Lovelace', { refreshTokens =
     ],
     findAccount: (_ctx: unknown, id: string) => ({ accountId: id, claims: () => ({ sub: id, name }) }),
     claims: { openid: ['sub'], profile: ['name'] },
-    features: { devInteractions: { enabled: true }, revocation: { enabled: true }, rpInitiatedLogout: { enabled: true } },
+    features: {
+      devInteractions: { enabled: true },
+      revocation: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
+      // Tokens asked for with a proof are bound to its key; nonces when a test asks for them.
+      dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => op.requireDpopNonce },
+    },
     pkce: { required: () => true },
     rotateRefreshToken: true,
     // A refresh token for every code grant (by default offline_access also needs prompt=consent).
@@ -59,6 +68,7 @@ export async function startOidcProvider(name = 'Ada Lovelace', { refreshTokens =
     wire: new Map(),
     rewriteToken: null,
     seen: [],
+    requireDpopNonce: false,
     close: () => new Promise<void>((r) => server.close(() => r())),
   }
   provider.on('server_error', (_ctx, err) => console.error('provider error', err))

@@ -2,6 +2,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { createAuth, isTesseraError, type Auth, type AuthStatus, type TesseraError } from '../src/index.js'
 import { oidcAuthority, type OidcAuthorityOptions, type OidcLoginRequest, type OidcUser } from '../src/authorities/oidc.js'
 import { decodeSession } from '../src/core/stored.js'
+import { createDpop, type Dpop } from '../src/proof/dpop.js'
+import { IDBFactory } from 'fake-indexeddb'
 import { FakeClock, FakeStorage, flush } from './fakes.js'
 import { APP, REDIRECT, startOidcProvider, testAuthorityOptions, walkProviderPages, type OidcTestProvider } from './oidc-kit.js'
 import { notATokenResponse, refusedRefresh, refusedRevocation, type RawAnswer } from './token-server-corpus.js'
@@ -37,7 +39,7 @@ afterEach(() => {
 })
 
 /** One page load of the app: an engine over an OIDC authority, with the browser's pieces injected. */
-function page(url = `${APP}/`, shared: { tx?: FakeStorage; session?: FakeStorage } = {}, extra: Partial<OidcAuthorityOptions> = {}) {
+function page(url = `${APP}/`, shared: { tx?: FakeStorage; session?: FakeStorage; dpop?: Dpop } = {}, extra: Partial<OidcAuthorityOptions> = {}) {
   const tx = shared.tx ?? new FakeStorage()
   const session = shared.session ?? new FakeStorage()
   const navigations: string[] = []
@@ -59,9 +61,10 @@ function page(url = `${APP}/`, shared: { tx?: FakeStorage; session?: FakeStorage
     }
     return res
   }
-  const authority = oidcAuthority({ ...testAuthorityOptions(issuer, { tx, state, navigations }), fetch: recording, ...extra })
+  const authority = oidcAuthority({ ...testAuthorityOptions(issuer, { tx, state, navigations }), fetch: recording, dpop: shared.dpop, ...extra })
   const clock = new FakeClock()
-  const auth = createAuth({ authority, storage: session, clock, retry: { attempts: 1 } })
+  const dpop = shared.dpop && { proof: shared.dpop, allowedOrigins: [issuer], fetch: recording }
+  const auth = createAuth({ authority, storage: session, clock, retry: { attempts: 1 }, ...dpop })
   engines.push(auth)
   const statuses: AuthStatus[] = [auth.getSnapshot().status]
   auth.subscribe(() => {
@@ -85,10 +88,10 @@ async function startLogin(options: { cancel?: boolean } = {}) {
   return { before, authorizationUrl, callback: await signIn(authorizationUrl.href, options) }
 }
 
-/** A full login: redirect, provider pages, and the page load that handles the callback. */
-async function loggedIn() {
+/** A full login: redirect, provider pages, and the page load that handles the callback (with `dpop`, a DPoP-bound session). */
+async function loggedIn(dpop?: Dpop) {
   const { before, callback } = await startLogin()
-  const after = page(callback, { tx: before.tx })
+  const after = page(callback, { tx: before.tx, dpop })
   await after.auth.ready()
   expect(after.auth.getSnapshot().status).toBe('authenticated')
   return after
@@ -420,5 +423,59 @@ describe('Issue 13 finding 4: a provider that bends the spec, on the wire, throu
     expect(failures[0]).toMatchObject({ code: 'INVALID_GRANT', status: 401, field: 'token' })
     expectNoSecrets(failures[0]!, tokens.refreshToken!, tokens.accessToken)
     expect(p.navigations).toHaveLength(1) // the provider's session is still ended
+  })
+})
+
+describe('oidcAuthority({ dpop }) against oidc-provider with DPoP on (issue 16)', () => {
+  afterEach(() => void (op.requireDpopNonce = false))
+  const proofsTo = (path: string, p: ReturnType<typeof page>) => p.calls.paths.filter((x) => x === path).length
+
+  it('with nonces required: the code exchange, a refresh, userinfo and a resource request each get one retry with the nonce; the tokens are bound to the page\'s key', async () => {
+    op.requireDpopNonce = true
+    const profile = new IDBFactory()
+    const p = await loggedIn(createDpop({ indexedDB: profile }))
+    expect(p.auth.getSnapshot().user).toMatchObject({ sub: 'ada', name: 'Ada Lovelace' })
+    // The exchange is asked for the nonce once; userinfo then has it (oauth4webapi keeps it per origin).
+    expect(p.calls.tokens.map((t) => t.body.error ?? t.body.token_type)).toEqual(['use_dpop_nonce', 'DPoP'])
+    expect(p.calls.paths).toEqual(['/.well-known/openid-configuration', '/token', '/token', '/me'])
+
+    // A reload: the same key from IndexedDB, no nonce yet. The refresh is asked once, and stays a refresh.
+    const reloaded = page(`${APP}/`, { session: p.session, dpop: createDpop({ indexedDB: profile }) })
+    await reloaded.auth.ready()
+    await reloaded.auth.refresh()
+    expect(reloaded.calls.tokens.map((t) => t.body.error ?? t.body.token_type)).toEqual(['use_dpop_nonce', 'DPoP'])
+    expect(reloaded.auth.getSnapshot()).toMatchObject({ status: 'authenticated', refreshing: false })
+    // Another reload whose first proof goes to userinfo: asked once too.
+    const third = page(`${APP}/`, { session: p.session, dpop: createDpop({ indexedDB: profile }) })
+    await third.auth.ready()
+    await third.auth.reloadUser()
+    expect(third.calls.paths).toEqual(['/.well-known/openid-configuration', '/me', '/me'])
+    // A resource request through the engine (userinfo is a DPoP resource), proven by tessera/dpop: one retry, no refresh.
+    const refreshes: unknown[] = []
+    third.auth.on('refresh', (n) => void refreshes.push(n))
+    third.calls.paths.length = 0
+    expect((await third.auth.fetch(`${issuer}/me`)).status).toBe(200)
+    expect(third.calls.paths).toEqual(['/me', '/me'])
+    expect(refreshes).toEqual([])
+
+    // The token copied out of the page is useless: as a Bearer token, or with a proof from another key.
+    const token = await third.auth.getAccessToken()
+    expect((await fetch(`${issuer}/me`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(401)
+    const thief = createDpop({ indexedDB: new IDBFactory() }).fetch()
+    const stolen = await thief(`${issuer}/me`, { headers: { authorization: `DPoP ${token}` } })
+    expect(stolen.status).toBe(401)
+    expect(stolen.headers.get('www-authenticate')).toMatch(/^DPoP /)
+  })
+
+  it('without nonces: one request each, and a refresh token used with another key is refused', async () => {
+    const dpop = createDpop({ indexedDB: new IDBFactory() })
+    const p = await loggedIn(dpop)
+    expect(p.calls.tokens.map((t) => t.body.token_type)).toEqual(['DPoP'])
+    expect(p.calls.paths).toEqual(['/.well-known/openid-configuration', '/token', '/me'])
+    // The same refresh token, from an authority holding another key: the provider refuses it.
+    const thief = page(`${APP}/`, { dpop: createDpop({ indexedDB: new IDBFactory() }) })
+    await expect(thief.authority.refresh(p.stored()!.refreshToken, new AbortController().signal)).rejects.toMatchObject({ code: 'INVALID_GRANT', status: 400 })
+    await p.auth.refresh() // still good from the page itself
+    expect(p.auth.getSnapshot().status).toBe('authenticated')
   })
 })

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest'
 
 describe('server-side import', () => {
-  it('importing the package (core, http, oidc, vue, svelte) and creating authorities touches no browser global', async () => {
+  it('importing the package (core, http, oidc, dpop, vue, svelte) and creating authorities touches no browser global', async () => {
     // oauth4webapi and vue (peers, not ours) read navigator.userAgent and document at import, guarded: load them first.
     await import('oauth4webapi')
     await import('vue')
@@ -22,6 +22,7 @@ describe('server-side import', () => {
       await import('../src/authorities/http.js')
       await import('../src/bindings/vue.js')
       await import('../src/bindings/svelte.js')
+      await import('../src/proof/dpop.js')
       const { oidcAuthority } = await import('../src/authorities/oidc.js')
       // Creating an authority touches nothing either: it looks at the page only when asked to.
       oidcAuthority({ issuer: 'https://id.example.com', clientId: 'web', redirectUri: 'https://app.example.com/callback' })

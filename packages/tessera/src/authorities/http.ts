@@ -1,4 +1,5 @@
 import { TesseraError, type Authority, type TesseraErrorCode, type TokenPlacement, type TokenSet } from '../index.js'
+import type { Dpop } from '../proof/dpop.js'
 import { retryAfter } from './retry-after.js'
 
 /** Paths of a JSON token server, relative to `baseUrl`. `me: null` means the server has no profile endpoint. */
@@ -70,6 +71,12 @@ export interface HttpAuthorityOptions<User, Credentials = { email: string; passw
   headers?: Record<string, string>
   /** @defaultValue `globalThis.fetch`, looked up per call */
   fetch?: typeof fetch
+  /**
+   * DPoP (`createDpop()` from `tessera/dpop`, the one given to the engine as `proof`): every call
+   * carries a proof, answered once more when the server asks for its nonce, and the access token
+   * goes with the `DPoP` scheme (to `me` and `logout`).
+   */
+  dpop?: Pick<Dpop, 'fetch'>
 }
 
 /** What {@link httpAuthority} returns: an {@link Authority} plus the account verbs UIs need. */
@@ -147,7 +154,8 @@ export function httpAuthority<User = unknown, Credentials = { email: string; pas
   const paths = { ...defaults, ...options.endpoints }
   const cookie = options.refreshToken === 'cookie'
   const base = options.baseUrl.replace(/\/$/, '')
-  const { header = 'Authorization', scheme = 'Bearer' } = options.placement ?? {}
+  const { header = 'Authorization', scheme = options.dpop ? 'DPoP' : 'Bearer' } = options.placement ?? {}
+  const send = options.dpop?.fetch(options.fetch) ?? options.fetch
   const mapUser = (json: unknown) => (options.mapUser ? options.mapUser(json) : (json as User))
 
   /** The body of a call: the fields `request.body` makes of `input` (else `fallback`), encoded as `request` says. */
@@ -163,7 +171,7 @@ export function httpAuthority<User = unknown, Credentials = { email: string; pas
     if (init.token) headers[header] = scheme ? `${scheme} ${init.token}` : init.token
     let res: Response
     try {
-      res = await (options.fetch ?? globalThis.fetch)(base + path, {
+      res = await (send ?? globalThis.fetch)(base + path, {
         method: init.method ?? 'POST',
         headers,
         body: init.send?.body,
@@ -172,6 +180,7 @@ export function httpAuthority<User = unknown, Credentials = { email: string; pas
       })
     } catch (cause) {
       if ((cause as Error)?.name === 'AbortError' || init.signal?.aborted) throw init.signal?.reason ?? cause
+      if (cause instanceof TesseraError) throw cause // DPOP_UNAVAILABLE: no call goes without its proof
       throw new TesseraError('NETWORK_ERROR', `Could not reach ${path}`, { cause })
     }
     // A body cut off in transit is the network's fault, not a malformed answer: retried (I6).

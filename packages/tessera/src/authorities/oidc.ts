@@ -2,6 +2,7 @@ import * as oauth from 'oauth4webapi'
 import { retryAfter } from './retry-after.js'
 import { handOver, hiddenFrame, inSilentFrame, isHandle, samePage, subjectOf, toHandle, type SilentRenewOptions } from './silent-renew.js'
 import { TesseraError, isTesseraError, sessionStorageStore, type Authority, type StoragePort, type TokenSet } from '../index.js'
+import type { Dpop } from '../proof/dpop.js'
 
 /**
  * The user {@link oidcAuthority} resolves by default: the userinfo claims (or, without a userinfo
@@ -93,6 +94,12 @@ export interface OidcAuthorityOptions<User = OidcUser> {
    * @defaultValue `{}` (on, answers at `redirectUri`)
    */
   silentRenew?: SilentRenewOptions | false
+  /**
+   * DPoP (`createDpop()` from `tessera/dpop`, the one given to the engine as `proof`): the code
+   * exchange, refreshes and userinfo carry proofs of its key (oauth4webapi's DPoP), so the provider
+   * binds the tokens to it; a `use_dpop_nonce` answer gets the request once more with the nonce.
+   */
+  dpop?: Pick<Dpop, 'keyPair'>
 }
 
 /**
@@ -301,6 +308,26 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
     return new TesseraError(code === 'LOGIN_FAILED' || isRefusal(status) ? code : 'INVALID_TOKEN_RESPONSE', `${what}: ${said}`, details)
   }
 
+  // oauth4webapi's DPoP handle for the key in use (a new key after a logout gets a new one; nonces are kept per handle).
+  let proving: { pair: CryptoKeyPair; DPoP: oauth.DPoPHandle } | null = null
+  /**
+   * Sends a request (with a DPoP proof when `dpop` is set) and reads the answer with `read`. A
+   * provider asking for its DPoP nonce gets the request once more; any other failure is `fail`'s.
+   */
+  async function exchange<T>(request: (dpop: oauth.DPoPRequestOptions) => Promise<Response>, read: (res: Response) => Promise<T>, fail: (e: unknown, status: number) => TesseraError, signal: AbortSignal): Promise<T> {
+    for (let retried = false; ; retried = true) {
+      const pair = await options.dpop?.keyPair()
+      if (pair && proving?.pair !== pair) proving = { pair, DPoP: oauth.DPoP(client, pair) }
+      const res = await send(() => request(pair ? { DPoP: proving!.DPoP } : {}), signal)
+      try {
+        return await read(res)
+      } catch (e) {
+        if (!retried && oauth.isDPoPNonceError(e)) continue
+        throw fail(e, res.status)
+      }
+    }
+  }
+
   // The claims of the ID token behind the latest access token this authority obtained: the subject
   // userinfo must match, and the user when there is no userinfo endpoint.
   let known: { accessToken: string; claims: OidcUser } | null = null
@@ -378,13 +405,13 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
       const code = TRANSIENT.includes(e.error) ? 'NETWORK_ERROR' : 'INVALID_GRANT'
       throw new TesseraError(code, `Silent renew refused: ${[e.error, e.error_description].filter(Boolean).join(': ')}`, { cause: safeCause(e), field: 'error' })
     }
-    const res = await send(() => oauth.authorizationCodeGrantRequest(as, client, clientAuth, params, silent.redirectUri, tx.verifier, http(signal)), signal)
-    let result: oauth.TokenEndpointResponse
-    try {
-      result = await oauth.processAuthorizationCodeResponse(as, client, res, { expectedNonce: tx.nonce, requireIdToken: true })
-    } catch (e) {
-      throw refused(e, 'INVALID_GRANT', 'Silent renew code exchange rejected', 'code', res.status)
-    }
+    // The same exchange as a login's: with DPoP, the renewed tokens are bound to the page's key too.
+    const result = await exchange(
+      (dpop) => oauth.authorizationCodeGrantRequest(as, client, clientAuth, params, silent.redirectUri, tx.verifier, { ...http(signal), ...dpop }),
+      (res) => oauth.processAuthorizationCodeResponse(as, client, res, { expectedNonce: tx.nonce, requireIdToken: true }),
+      (e, status) => refused(e, 'INVALID_GRANT', 'Silent renew code exchange rejected', 'code', status),
+      signal,
+    )
     // Another user signed in at the provider meanwhile: their tokens are not this session's.
     if (oauth.getValidatedIdTokenClaims(result)!.sub !== sub)
       throw new TesseraError('INVALID_GRANT', 'Silent renew signed in another user', { field: 'sub' })
@@ -459,23 +486,23 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
       } catch (e) {
         throw refused(e, 'LOGIN_FAILED', 'OIDC callback rejected', 'code')
       }
-      const res = await send(() => oauth.authorizationCodeGrantRequest(as, client, clientAuth, params, redirectUri, tx.verifier, http(signal)), signal)
-      try {
-        return body(await oauth.processAuthorizationCodeResponse(as, client, res, { expectedNonce: tx.nonce, requireIdToken: scope.split(' ').includes('openid') }))
-      } catch (e) {
-        throw refused(e, 'LOGIN_FAILED', 'OIDC code exchange rejected', 'code', res.status)
-      }
+      return exchange(
+        (dpop) => oauth.authorizationCodeGrantRequest(as, client, clientAuth, params, redirectUri, tx.verifier, { ...http(signal), ...dpop }),
+        async (res) => body(await oauth.processAuthorizationCodeResponse(as, client, res, { expectedNonce: tx.nonce, requireIdToken: scope.split(' ').includes('openid') })),
+        (e, status) => refused(e, 'LOGIN_FAILED', 'OIDC code exchange rejected', 'code', status),
+        signal,
+      )
     },
 
     async refresh(refreshToken, signal) {
       if (!refreshToken || isHandle(refreshToken)) return renew(refreshToken, signal)
       const as = await discover()
-      const res = await send(() => oauth.refreshTokenGrantRequest(as, client, clientAuth, refreshToken, http(signal)), signal)
-      try {
-        return body(await oauth.processRefreshTokenResponse(as, client, res), refreshToken)
-      } catch (e) {
-        throw refused(e, 'INVALID_GRANT', 'Refresh rejected', 'refresh_token', res.status)
-      }
+      return exchange(
+        (dpop) => oauth.refreshTokenGrantRequest(as, client, clientAuth, refreshToken, { ...http(signal), ...dpop }),
+        async (res) => body(await oauth.processRefreshTokenResponse(as, client, res), refreshToken),
+        (e, status) => refused(e, 'INVALID_GRANT', 'Refresh rejected', 'refresh_token', status),
+        signal,
+      )
     },
 
     async logout(tokens: TokenSet, signal?: AbortSignal) {
@@ -508,12 +535,12 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
         if (claims) return mapUser(claims)
         throw new TesseraError('INVALID_TOKEN_RESPONSE', 'No userinfo endpoint and no ID token for this access token', { field: 'id_token' })
       }
-      const res = await send(() => oauth.userInfoRequest(as, client, accessToken, http(signal)), signal)
-      try {
-        return mapUser((await oauth.processUserInfoResponse(as, client, claims?.sub ?? oauth.skipSubjectCheck, res)) as OidcUser)
-      } catch (e) {
-        throw refused(e, 'INVALID_GRANT', 'Userinfo refused', 'access_token', res.status)
-      }
+      return exchange(
+        (dpop) => oauth.userInfoRequest(as, client, accessToken, { ...http(signal), ...dpop }),
+        async (res) => mapUser((await oauth.processUserInfoResponse(as, client, claims?.sub ?? oauth.skipSubjectCheck, res)) as OidcUser),
+        (e, status) => refused(e, 'INVALID_GRANT', 'Userinfo refused', 'access_token', status),
+        signal,
+      )
     },
   }
 }

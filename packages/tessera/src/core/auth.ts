@@ -8,7 +8,7 @@ import { createEmitter } from './events.js'
 import { sessionStore } from './stored.js'
 import { createTabs, newer, type Session, type TabMessage } from './tabs.js'
 import { decodeJwt, parseTokenResponse, type TokenSet } from './tokens.js'
-import type { Auth, AuthEventName, AuthNotice, AuthOptions, AuthSnapshot } from './types.js'
+import type { Auth, AuthEventName, AuthNotice, AuthOptions, AuthSnapshot, Grant, GrantOptions } from './types.js'
 import { systemClock } from '../ports/clock.js'
 import { browserEnvironment } from '../ports/environment.js'
 import { memoryStorage } from '../ports/storage.js'
@@ -36,7 +36,7 @@ const noop = () => {}
 export function createAuth<User = unknown, Credentials = unknown>(
   options: AuthOptions<User, Credentials>,
 ): Auth<User, Credentials> {
-  const { authority, key = 'tessera', leeway = 60_000, clock = systemClock, random = Math.random } = options
+  const { authority, key = 'tessera', leeway = 60_000, clock = systemClock, random = Math.random, proof } = options
   const policy = { ...defaultRetry, ...options.retry }
   const { joinTimeout = 150, lockPatience = policy.timeout } = options
   const { header = 'Authorization', scheme = 'Bearer' } = options.placement ?? {}
@@ -294,7 +294,10 @@ export function createAuth<User = unknown, Credentials = unknown>(
     track: (refresh) => actions.track('refresh', refresh),
     unauthorized: (generation) => emit('unauthorized', { generation }),
   })
-  const { getGrant, drop, renewed } = refresher
+  const { drop, renewed } = refresher
+  /** With a proof port (DPoP), a request's grant proves that request; without one, the token's grant as is. */
+  const proved = (grant: Promise<Grant>, opts: GrantOptions = {}) => (prove ? grant.then((g) => prove(g, opts)) : grant)
+  const getGrant = (opts?: GrantOptions) => proved(refresher.getGrant(opts), opts)
 
   const restoring = restore().catch((e) => void dispatch({ type: 'restore.failed', error: toTesseraError(e, 'NETWORK_ERROR') }))
 
@@ -312,7 +315,7 @@ export function createAuth<User = unknown, Credentials = unknown>(
     refresh: refresher.refresh,
     getGrant,
     getAccessToken: (opts) => getGrant(opts).then((g) => g.token),
-    handleUnauthorized: refresher.handleUnauthorized,
+    handleUnauthorized: (generation, opts) => proved(refresher.handleUnauthorized(generation, opts), opts),
     isAllowedUrl: allowList(options.allowedOrigins),
     fetch: (input, init) => fetcher(input, init),
     ready: () => restoring.then(noop),
@@ -330,5 +333,6 @@ export function createAuth<User = unknown, Credentials = unknown>(
     },
   }
   const fetcher = createAuthFetch(auth, options.fetch)
+  const prove = proof?.attach(auth)
   return auth
 }

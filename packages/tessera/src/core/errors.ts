@@ -14,6 +14,7 @@
  * - `BODY_NOT_REPLAYABLE` — a request with a one-shot stream body got a 401 and cannot be replayed.
  * - `ABORTED` — the action was superseded (a newer login) before it finished.
  * - `DISPOSED` — the engine was disposed while the caller waited.
+ * - `DPOP_UNAVAILABLE` — DPoP was asked for where IndexedDB or WebCrypto is missing or fails: no token is sent without its proof.
  */
 export type TesseraErrorCode =
   | 'INVALID_TOKEN_RESPONSE'
@@ -29,6 +30,7 @@ export type TesseraErrorCode =
   | 'BODY_NOT_REPLAYABLE'
   | 'ABORTED'
   | 'DISPOSED'
+  | 'DPOP_UNAVAILABLE'
 
 /** Extra, secret-free facts attached to a {@link TesseraError}. */
 export interface TesseraErrorDetails {

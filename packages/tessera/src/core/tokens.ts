@@ -88,7 +88,8 @@ export function parseTokenResponse(body: unknown, receivedAt: number): TokenSet 
   const idToken = token(b, ['id_token'], false)
   if (idToken !== undefined && !decodeJwt(idToken)) throw invalid('id_token')
   const type = b.token_type
-  if (type != null && (typeof type !== 'string' || type.toLowerCase() !== 'bearer'))
+  // `DPoP`: a token bound to the page's key (RFC 9449), sent with a proof (`tessera/dpop`).
+  if (type != null && (typeof type !== 'string' || !/^(bearer|dpop)$/i.test(type)))
     throw invalid('token_type')
   const inName = b.expires_in != null ? 'expires_in' : 'expiresIn'
   const expiresIn = b[inName]

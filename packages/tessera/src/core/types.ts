@@ -105,6 +105,35 @@ export interface Grant {
   generation: number
   /** The headers that carry the token, shaped by {@link AuthOptions.placement}: what transports add to a request. */
   headers: Readonly<Record<string, string>>
+  /**
+   * Set by a {@link ProofPort} (DPoP): reads the answer to a request sent with this grant (a
+   * `Response`, or anything with `status` and `headers`) and keeps the server's new nonce. True when
+   * the server asked for the same request again with that nonce (`use_dpop_nonce`): transports send
+   * it once more with a new grant (a second time, the answer is delivered as is), and never count it
+   * as a 401 (no refresh; the request keeps its one replay).
+   */
+  retry?(response: { status: number; headers: unknown }): boolean
+}
+
+/** A request a grant is asked for: transports pass its method and URL so that a {@link ProofPort} can prove it. */
+export interface GrantOptions extends WaitOptions {
+  /** The request's method. @defaultValue `'GET'` */
+  method?: string
+  /** The request's URL, absolute or relative to the page. Without it no proof is made. */
+  url?: string
+}
+
+/**
+ * Binds requests to a key the page holds (DPoP, RFC 9449): `createDpop()` from `tessera/dpop` is one.
+ * @example `createAuth({ authority, proof: createDpop() })`
+ */
+export interface ProofPort {
+  /**
+   * Called once by {@link createAuth} with the engine (to hear its events). Returns what makes a
+   * request's grant: given the token's grant and the request, resolves the grant to send, whose
+   * headers carry the token and the proof.
+   */
+  attach(auth: Pick<Auth, 'on'>): (grant: Grant, request: GrantOptions) => Promise<Grant>
 }
 
 /**
@@ -132,6 +161,11 @@ export interface AuthOptions<User = unknown, Credentials = unknown> {
   retry?: Partial<RetryPolicy>
   /** How every transport sends the token. @defaultValue `Authorization: Bearer <token>` */
   placement?: TokenPlacement
+  /**
+   * Proves every request that carries the token (DPoP: `createDpop()` from `tessera/dpop`); its
+   * grants replace `placement`. @defaultValue none: the token alone (`placement`)
+   */
+  proof?: ProofPort
   /** Origins (besides the page's own and relative URLs) that may receive the token (I5). */
   allowedOrigins?: string[]
   /** The `fetch` used by `auth.fetch`. @defaultValue `globalThis.fetch`, looked up per call */
@@ -197,13 +231,17 @@ export interface Auth<User = unknown, Credentials = unknown> {
   refresh(): Promise<void>
   /** Resolves an access token that is valid now, waiting for or starting a refresh when needed. */
   getAccessToken(options?: WaitOptions): Promise<string>
-  /** Like {@link Auth.getAccessToken}, with the token's generation, for transports. */
-  getGrant(options?: WaitOptions): Promise<Grant>
+  /**
+   * Like {@link Auth.getAccessToken}, with the token's generation and the headers to send, for
+   * transports. Given the request's `method` and `url`, the grant proves that request when the
+   * engine has a {@link AuthOptions.proof}.
+   */
+  getGrant(options?: GrantOptions): Promise<Grant>
   /**
    * For transports: a request sent with `generation` got 401. Resolves the token to replay with:
    * the current one if it is newer (no refresh, P2), else a refreshed one (single flight, P1).
    */
-  handleUnauthorized(generation: number, options?: WaitOptions): Promise<Grant>
+  handleUnauthorized(generation: number, options?: GrantOptions): Promise<Grant>
   /** Whether a token may be sent to `url` (relative, the page's origin, or `allowedOrigins`). */
   isAllowedUrl(url: string | URL): boolean
   /** `fetch` with the token attached and 401s refreshed and replayed once. */

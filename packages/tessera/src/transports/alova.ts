@@ -1,5 +1,5 @@
 import type { AlovaGenerics, Method, RespondedHandler, RespondedHandlerRecord } from 'alova'
-import type { AuthTransportApi } from '../index.js'
+import type { AuthTransportApi, Grant } from '../index.js'
 
 /**
  * Options of {@link createTesseraAuth}.
@@ -35,7 +35,8 @@ export interface TesseraAlovaAuth {
 
 type Meta = { authRole?: unknown; tessera?: unknown } | undefined
 const REPLAY = Symbol('tessera.replay')
-type Marked = Method & { [REPLAY]?: true }
+const NONCE = Symbol('tessera.nonce')
+type Marked = Method & { [REPLAY]?: true; [NONCE]?: true }
 
 const statusOf = (x: unknown) => (x as { status?: unknown; response?: { status?: unknown } } | null)?.status ?? (x as { response?: { status?: unknown } } | null)?.response?.status
 const defaultIsAuthError = (x: unknown) => statusOf(x) === 401
@@ -53,6 +54,8 @@ const defaultIsAuthError = (x: unknown) => statusOf(x) === 401
  * - `onResponseRefreshToken` replays a 401 once, through alova (`method.send(true)`, so your
  *   hooks run for the replay), after the one refresh of the session, or at once when the token
  *   was already replaced (P2, P5). A second 401 reaches your handlers as is.
+ * - With a proof port (DPoP), each send is proven for its method and URL; a server asking for its
+ *   nonce gets the request once more, which is not a 401: no refresh, and the replay is kept.
  * - Errors are never swallowed (P4, alova #772): without your `onError`, adapter errors reject.
  *
  * @example
@@ -77,20 +80,25 @@ const defaultIsAuthError = (x: unknown) => statusOf(x) === 401
 export function createTesseraAuth(auth: AuthTransportApi, options: AlovaAuthOptions = {}): TesseraAlovaAuth {
   const isAuthError = options.isAuthError ?? defaultIsAuthError
   // alova hands the same clone of the method to beforeRequest and to responded.
-  const sent = new WeakMap<object, number>()
+  const sent = new WeakMap<object, Grant>()
 
-  async function replay(method: Marked, generation: number, responseOrError: unknown) {
+  /** Sends `method` again through alova, marked with `mark`; for a replay, after the session's one refresh (or at once when the token was replaced). */
+  async function resend(method: Marked, mark: typeof REPLAY | typeof NONCE, responseOrError: unknown, generation?: number) {
     void (responseOrError as Partial<Response> | null)?.body?.cancel().catch(() => {})
-    await auth.handleUnauthorized(generation)
-    // The transform runs once, for the outer request (as alova does); the mark travels with
-    // alova's clone of this method into the replay, which is not replayed again (P5).
+    if (generation !== undefined) await auth.handleUnauthorized(generation)
+    // The transform runs once, for the outer request (as alova does); the marks travel with
+    // alova's clone of this method into the next send: one replay, one nonce retry (P5).
     method.config.transform = undefined
-    method[REPLAY] = true
+    method[mark] = true
     return method.send(true)
   }
-  const replayable = (method: Marked, x: unknown) => {
-    const generation = sent.get(method)
-    return generation !== undefined && !method[REPLAY] && isAuthError(x, method) ? generation : undefined
+  /** Sends again what deserves it: a DPoP nonce challenge once (not a 401: no refresh, the replay kept), an auth error once; `undefined` otherwise. */
+  function again(method: Marked, x: unknown) {
+    const grant = sent.get(method)
+    if (!grant) return
+    // Asked twice, it is the server's answer: delivered, no refresh.
+    if (grant.retry?.((x as { response?: Response } | null)?.response ?? (x as Response))) return method[NONCE] ? undefined : resend(method, NONCE, x)
+    if (!method[REPLAY] && isAuthError(x, method)) return resend(method, REPLAY, x, grant.generation)
   }
 
   return {
@@ -98,11 +106,12 @@ export function createTesseraAuth(auth: AuthTransportApi, options: AlovaAuthOpti
       const meta = method.meta as Meta
       const role = meta?.authRole
       const visitor = meta?.tessera === 'none' || role === null || role === 'visitor' || role === 'login' || role === 'refreshToken'
-      if (!visitor && auth.isAllowedUrl(urlOf(method))) {
-        const grant = await auth.getGrant()
+      const url = urlOf(method)
+      if (!visitor && auth.isAllowedUrl(url)) {
+        const grant = await auth.getGrant({ method: method.type, url })
         // alova gave us its own copy of the headers: setting one does not touch the user's object.
         ;Object.assign(method.config.headers as Record<string, string>, grant.headers)
-        sent.set(method, grant.generation)
+        sent.set(method, grant)
       }
       await beforeRequest?.(method)
     },
@@ -110,13 +119,11 @@ export function createTesseraAuth(auth: AuthTransportApi, options: AlovaAuthOpti
       const { onSuccess, onError, onComplete } = typeof responded === 'function' ? { onSuccess: responded, onError: undefined, onComplete: undefined } : (responded ?? {})
       return {
         onSuccess(response, method) {
-          const generation = replayable(method, response)
-          if (generation !== undefined) return replay(method, generation, response)
-          return onSuccess ? onSuccess(response, method) : response
+          return again(method, response) ?? (onSuccess ? onSuccess(response, method) : response)
         },
         async onError(error, method) {
-          const generation = replayable(method, error)
-          if (generation !== undefined) return replay(method, generation, error) as Promise<never>
+          const sending = again(method, error)
+          if (sending) return sending as Promise<never>
           if (!onError) throw error
           return onError(error, method)
         },

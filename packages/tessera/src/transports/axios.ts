@@ -1,5 +1,5 @@
 import type { AxiosError, AxiosInstance, AxiosRequestConfig, InternalAxiosRequestConfig } from 'axios'
-import type { AuthTransportApi } from '../index.js'
+import type { AuthTransportApi, Grant } from '../index.js'
 
 declare module 'axios' {
   interface AxiosRequestConfig {
@@ -45,6 +45,8 @@ const defaultIsAuthError = (error: AxiosError) => error.response?.status === 401
  *   held while the session ends rejects with the engine's {@link TesseraError}
  *   (`SESSION_EXPIRED`, `LOGGED_OUT`, …).
  * - The engine refreshes through its authority's own `fetch`, never through this instance (P6).
+ * - With a proof port (DPoP), each attempt is proven for its method and URL; a server asking for
+ *   its nonce gets the request once more, which is not a 401: no refresh, and the replay is kept.
  *
  * @remarks Interceptors of this instance run for the replay too; do not add a token yourself.
  * @returns `detach()`, which ejects both interceptors.
@@ -61,28 +63,38 @@ const defaultIsAuthError = (error: AxiosError) => error.response?.status === 401
  */
 export function attachAuth(instance: AxiosInstance, auth: AuthTransportApi, options: AxiosAuthOptions = {}): () => void {
   const isAuthError = options.isAuthError ?? defaultIsAuthError
-  // The generation each request was sent with, keyed by the config axios hands back on errors.
-  const sent = new WeakMap<InternalAxiosRequestConfig, number>()
+  // The grant each request was sent with, keyed by the config axios hands back on errors.
+  const sent = new WeakMap<InternalAxiosRequestConfig, Grant>()
   const signalOf = (config: AxiosRequestConfig) =>
     typeof AbortSignal !== 'undefined' && config.signal instanceof AbortSignal ? config.signal : null
 
   const request = instance.interceptors.request.use(async (config) => {
-    if (config.tessera === 'none' || !allowed(instance, auth, config)) return config
-    const grant = await auth.getGrant({ signal: signalOf(config) })
+    const url = uriOf(instance, config)
+    if (config.tessera === 'none' || url === null || !auth.isAllowedUrl(url)) return config
+    const grant = await auth.getGrant({ signal: signalOf(config), method: config.method, url })
     config.headers.set(grant.headers)
-    sent.set(config, grant.generation)
+    sent.set(config, grant)
     return config
   })
 
-  const response = instance.interceptors.response.use(undefined, async (error: unknown) => {
-    const axiosError = error as AxiosError
-    const config = axiosError?.isAxiosError ? axiosError.config : undefined
-    const generation = config && sent.get(config)
-    if (!config || generation === undefined || config.tessera === 'no-replay' || !isAuthError(axiosError)) throw error
-    await auth.handleUnauthorized(generation, { signal: signalOf(config) })
-    // The request interceptor attaches the token current at replay time (P7).
-    return instance.request({ ...config, tessera: 'no-replay' })
-  })
+  const response = instance.interceptors.response.use(
+    (res) => (sent.get(res.config)?.retry?.(res), res), // a server's new DPoP nonce is kept
+    async (error: unknown) => {
+      const axiosError = error as AxiosError
+      const config = (axiosError?.isAxiosError ? axiosError.config : undefined) as (InternalAxiosRequestConfig & { tesseraNonce?: true }) | undefined
+      const grant = config && sent.get(config)
+      if (!config || !grant) throw error
+      // A server asking for its DPoP nonce gets the request once more: not a 401 (no refresh, the replay kept).
+      if (axiosError.response && grant.retry?.(axiosError.response)) {
+        if (!config.tesseraNonce) return instance.request({ ...config, tesseraNonce: true } as AxiosRequestConfig)
+        throw error // asked twice: the server's answer, not a reason to refresh
+      }
+      if (config.tessera === 'no-replay' || !isAuthError(axiosError)) throw error
+      await auth.handleUnauthorized(grant.generation, { signal: signalOf(config) })
+      // The request interceptor attaches the token current at replay time (P7).
+      return instance.request({ ...config, tessera: 'no-replay' })
+    },
+  )
 
   return () => {
     instance.interceptors.request.eject(request)
@@ -90,10 +102,11 @@ export function attachAuth(instance: AxiosInstance, auth: AuthTransportApi, opti
   }
 }
 
-function allowed(instance: AxiosInstance, auth: AuthTransportApi, config: AxiosRequestConfig): boolean {
+/** The URL the request goes to (`baseURL` applied), or `null` when axios cannot make one. */
+function uriOf(instance: AxiosInstance, config: AxiosRequestConfig): string | null {
   try {
-    return auth.isAllowedUrl(instance.getUri(config))
+    return instance.getUri(config)
   } catch {
-    return false
+    return null
   }
 }

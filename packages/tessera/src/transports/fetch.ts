@@ -32,6 +32,8 @@ export type AuthTransportApi = Pick<Auth, 'getGrant' | 'handleUnauthorized' | 'i
  * - A 401 refreshes once (shared with every other request, P1) and replays once (I3, P5); a 401
  *   for an already-replaced token replays at once with the new one.
  * - `init.auth: 'none'` and other origins are sent untouched (I5).
+ * - With a proof port (DPoP), every attempt is proven for its method and URL; a server asking for
+ *   its nonce gets the request once more, which is not a 401: no refresh, and the replay is kept.
  * - A request waiting for a refresh honours its `AbortSignal`; when the session ends it rejects
  *   with `LOGGED_OUT` / `SESSION_EXPIRED` (I4).
  *
@@ -47,20 +49,26 @@ export function createAuthFetch(auth: AuthTransportApi, fetchImpl?: typeof fetch
   return async function authFetch(input: RequestInfo | URL, init: AuthRequestInit = {}): Promise<Response> {
     const { auth: mode, ...rest } = init
     const request = typeof Request !== 'undefined' && input instanceof Request ? input : null
-    if (mode === 'none' || !auth.isAllowedUrl(request ? request.url : String(input))) return send(input, rest)
-    const signal = rest.signal ?? request?.signal
-    const attempt = (grant: Grant) => {
+    const url = request ? request.url : String(input)
+    if (mode === 'none' || !auth.isAllowedUrl(url)) return send(input, rest)
+    // What a proof (DPoP) signs: the request's method and URL.
+    const opts = { signal: rest.signal ?? request?.signal, method: rest.method ?? request?.method, url }
+    const once = typeof ReadableStream !== 'undefined' && rest.body instanceof ReadableStream
+    let retried = 0
+    let grant: Grant
+    const attempt = async (g?: Grant): Promise<Response> => {
+      grant = g ??= await auth.getGrant(opts)
       const headers = new Headers(rest.headers ?? request?.headers)
-      for (const name in grant.headers) headers.set(name, grant.headers[name]!)
+      for (const name in g.headers) headers.set(name, g.headers[name]!)
       // A Request is cloned per attempt so its body can be sent again; plain bodies are reusable.
-      return request ? send(new Request(request.clone(), { ...rest, headers })) : send(input, { ...rest, headers })
+      const response = await (request ? send(new Request(request.clone(), { ...rest, headers })) : send(input, { ...rest, headers }))
+      // A server asking for its DPoP nonce gets the request once more: not a 401 (no refresh, the replay kept).
+      return g.retry?.(response) && !once && !retried++ ? (response.body?.cancel(), attempt()) : response
     }
-    const grant = await auth.getGrant({ signal })
-    const response = await attempt(grant)
-    if (response.status !== 401) return response
-    if (typeof ReadableStream !== 'undefined' && rest.body instanceof ReadableStream)
-      throw fail('BODY_NOT_REPLAYABLE', 'Got 401 for a request whose stream body cannot be sent twice', { status: 401, response })
-    const replay = await auth.handleUnauthorized(grant.generation, { signal })
+    const response = await attempt()
+    if (response.status !== 401 || retried > 1) return response // a second nonce challenge is the server's answer
+    if (once) throw fail('BODY_NOT_REPLAYABLE', 'Got 401 for a request whose stream body cannot be sent twice', { status: 401, response })
+    const replay = await auth.handleUnauthorized(grant!.generation, opts)
     await response.body?.cancel().catch(() => {})
     return attempt(replay)
   }

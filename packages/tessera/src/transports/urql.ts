@@ -1,4 +1,5 @@
 import { makeErrorResult, makeOperation, type Exchange, type Operation, type OperationResult } from '@urql/core'
+import { makeFetchBody, makeFetchURL } from '@urql/core/internal'
 import { filter, makeSubject, merge, pipe } from 'wonka'
 import type { AuthTransportApi, Grant } from '../index.js'
 
@@ -31,6 +32,9 @@ const defaultIsAuthError = ({ error }: OperationResult) =>
  * - An auth error joins the one refresh of the session, or, when the token it carried was already
  *   replaced, re-executes at once without refreshing (P1, P2). Each operation is re-executed at
  *   most once; a second auth error is delivered as is (P5).
+ * - With a proof port (DPoP), each forwarded operation is proven for its method (GET or POST, as
+ *   the fetchExchange will send it) and URL; a server asking for its nonce gets the operation once
+ *   more, which is not an auth error: no refresh, and the replay is kept.
  * - When the session ends, every held operation gets an error result whose `networkError` is the
  *   engine's {@link TesseraError} (`SESSION_EXPIRED`, `LOGGED_OUT`, …) (P3); a teardown drops a
  *   held operation.
@@ -52,20 +56,22 @@ export function authExchange(auth: AuthTransportApi, options: UrqlAuthOptions = 
       const failed = makeSubject<OperationResult>()
       const held = new Map<number, AbortController>()
 
-      // Waits for a token (or, after an auth error, for the replacement of `generation`), then forwards.
-      function hold(operation: Operation, generation?: number) {
+      // Waits for a token (or, after an auth error, for the replacement of `generation`), then forwards with `marks`.
+      function hold(operation: Operation, generation?: number, marks: Marks = FRESH) {
         held.get(operation.key)?.abort()
         const ctrl = new AbortController()
         held.set(operation.key, ctrl)
         const { signal } = ctrl
-        const wait = generation === undefined ? auth.getGrant({ signal }) : auth.handleUnauthorized(generation, { signal })
+        // What a proof (DPoP) signs; the method is worked out only if a proof asks for it.
+        const request = { signal, url: operation.context.url, get method() { return methodOf(operation) } }
+        const wait = generation === undefined ? auth.getGrant(request) : auth.handleUnauthorized(generation, request)
         const settle = (next: () => void) => {
           if (signal.aborted) return
           held.delete(operation.key)
           next()
         }
         wait.then(
-          (grant) => settle(() => ready.next(withToken(operation, grant, generation !== undefined))),
+          (grant) => settle(() => ready.next(withToken(operation, grant, marks))),
           (error: unknown) => settle(() => failed.next(makeErrorResult(operation, error as Error))),
         )
       }
@@ -87,9 +93,17 @@ export function authExchange(auth: AuthTransportApi, options: UrqlAuthOptions = 
       const results$ = pipe(
         forward(merge([sent$, ready.source])),
         filter((result) => {
-          const stamp = result.operation.context.tesseraGeneration
-          if (typeof stamp !== 'number' || result.operation.context.tesseraReplay || !isAuthError(result)) return true
-          hold(result.operation, stamp)
+          const { tesseraGrant, tesseraReplay, tesseraNonce } = result.operation.context
+          const grant = tesseraGrant as Grant | undefined
+          const response = result.error?.response as Response | undefined
+          if (!grant) return true
+          // A server asking for its DPoP nonce gets the operation once more: not a 401 (no refresh, the replay kept).
+          // Asked twice, it is the server's answer: delivered, no refresh.
+          if (response && grant.retry?.(response)) {
+            if (tesseraNonce) return true
+            hold(result.operation, undefined, { tesseraReplay, tesseraNonce: true })
+          } else if (!tesseraReplay && isAuthError(result)) hold(result.operation, grant.generation, { tesseraReplay: true, tesseraNonce })
+          else return true
           return false
         }),
       )
@@ -97,7 +111,22 @@ export function authExchange(auth: AuthTransportApi, options: UrqlAuthOptions = 
     }
 }
 
-function withToken(operation: Operation, grant: Grant, replay: boolean): Operation {
+/** What an operation has had: its one replay after an auth error, its one DPoP nonce retry. */
+interface Marks {
+  tesseraReplay: boolean
+  tesseraNonce: boolean
+}
+const FRESH: Marks = { tesseraReplay: false, tesseraNonce: false }
+
+/** The method urql's fetchExchange sends `operation` with: GET for a query that `preferGetMethod` allows and whose URL fits. */
+function methodOf(operation: Operation): string {
+  if (operation.kind !== 'query' || !operation.context.preferGetMethod) return 'POST'
+  const copy = makeOperation(operation.kind, operation, { ...operation.context })
+  makeFetchURL(copy, makeFetchBody(copy)) // turns preferGetMethod off when the URL would be too long, as the fetchExchange does
+  return copy.context.preferGetMethod ? 'GET' : 'POST'
+}
+
+function withToken(operation: Operation, grant: Grant, marks: Marks): Operation {
   const { fetchOptions } = operation.context
   const init = (typeof fetchOptions === 'function' ? fetchOptions() : fetchOptions) ?? {}
   // Plain objects, arrays and `Headers` alike; the token read now, at forward time (P7).
@@ -106,7 +135,7 @@ function withToken(operation: Operation, grant: Grant, replay: boolean): Operati
   return makeOperation(operation.kind, operation, {
     ...operation.context,
     fetchOptions: { ...init, headers },
-    tesseraGeneration: grant.generation,
-    tesseraReplay: replay,
+    tesseraGrant: grant,
+    ...marks,
   })
 }
