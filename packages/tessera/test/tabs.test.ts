@@ -134,6 +134,26 @@ describe('across tabs (fake channel and locks)', () => {
     frozen()
   })
 
+  it('P9: a holder that froze after its last heartbeat is waited for lockPatience from that heartbeat, not twice that', async () => {
+    const { all, server, clock, locks, bus } = await started(2, { lockPatience: 2_000 })
+    await all[0]!.login(creds)
+    await flush()
+    // Another tab takes the lock, says so once, and freezes: no more heartbeats, the lock stays held.
+    const frozen = await locks.acquire('tessera:tessera', new AbortController().signal)
+    const holder = bus.channel()
+    clock.jump(301_000)
+    const pending = all[1]!.fetch('/api/data')
+    await flush()
+    holder.post({ v: 2, seen: 1, type: 'refreshing' })
+    await clock.advance(1_999)
+    expect(server.refreshCalls).toBe(0)
+    // The holder's silence (its "held" mark running out) is no sign of life: no second wait.
+    await clock.advance(1 + 150)
+    expect(server.refreshCalls).toBe(1)
+    expect((await pending).status).toBe(200)
+    frozen()
+  })
+
   it('P9: while the holder sends heartbeats, the others keep waiting instead of refreshing too', async () => {
     const { all, server, clock } = await started(2, { lockPatience: 2_000, retry: { timeout: 30_000 } })
     await all[0]!.login(creds)

@@ -207,8 +207,12 @@ export function createTabs<User>(o: {
       clock.clearTimeout(timer)
       timer = clock.setTimeout(abort, patience)
     }
+    // Only a sign of life (a heartbeat) buys the holder more time; its mark running out does not.
+    const alive = () => {
+      if (held) rearm()
+    }
     signal.addEventListener('abort', abort)
-    waiting.add(rearm)
+    waiting.add(alive)
     rearm()
     try {
       return await lock!.acquire(o.name, ctrl.signal)
@@ -217,7 +221,7 @@ export function createTabs<User>(o: {
       return undefined // gave up waiting: go ahead (P9)
     } finally {
       clock.clearTimeout(timer)
-      waiting.delete(rearm)
+      waiting.delete(alive)
       signal.removeEventListener('abort', abort)
     }
   }
