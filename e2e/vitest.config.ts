@@ -9,7 +9,7 @@ export default defineConfig({
     fileParallelism: false,
     pool: 'forks',
     testTimeout: 30_000,
-    hookTimeout: 60_000,
+    hookTimeout: 120_000,
     teardownTimeout: 20_000,
   },
 });
