@@ -1,0 +1,221 @@
+import { describe, expect, it } from 'vitest'
+import { createAudiences, type TokenRequest } from '../src/index.js'
+import { FakeServer, creds, flush, loggedIn, tabs } from './fakes.js'
+
+const API = 'https://api.example'
+const BILLING = 'https://billing.example'
+
+/**
+ * Makes the fake server answer a refresh with a `request` (an audience, a scope) with a token for
+ * it: `aud:<audience>:<scope>:at-N`, accepted by its resource check. Its refresh tokens rotate and
+ * are single-use, whatever the request: reusing one is counted (`server.reuse`) and refused.
+ */
+function perAudience(server: FakeServer) {
+  const calls: Array<{ refreshToken: string | undefined } & TokenRequest> = []
+  const refresh = server.authority.refresh
+  server.authority.refresh = (async (refreshToken: string | undefined, signal: AbortSignal, request?: TokenRequest) => {
+    calls.push({ refreshToken, ...request })
+    const body = (await refresh(refreshToken, signal)) as { access_token: string }
+    if (!request) return body
+    const access_token = `aud:${request.audience ?? ''}:${(request.scope ?? '').replace(/ /g, '+')}:${body.access_token}`
+    server.live.add(access_token)
+    return { ...body, access_token }
+  }) as typeof refresh
+  return calls
+}
+
+/** One tab logged in with tokens per audience; `API` is mapped to its audience. */
+async function audienceTab() {
+  const t = await loggedIn({ audiences: createAudiences({ [API]: `${API}/`, [BILLING]: { audience: `${BILLING}/`, scope: 'invoices' } }) })
+  return { ...t, calls: perAudience(t.server) }
+}
+
+describe('tokens per audience', () => {
+  it('I1: concurrent callers of one audience share one refresh; another audience gets its own', async () => {
+    const { auth, calls } = await audienceTab()
+    const a = Array.from({ length: 20 }, () => auth.getAccessToken({ audience: 'A' }))
+    const b = Array.from({ length: 20 }, () => auth.getAccessToken({ audience: 'B' }))
+    const [ta, tb] = [await Promise.all(a), await Promise.all(b)]
+    expect(new Set(ta).size).toBe(1)
+    expect(new Set(tb).size).toBe(1)
+    expect(ta[0]).toMatch(/^aud:A::/)
+    expect(tb[0]).toMatch(/^aud:B::/)
+    expect(calls.map((c) => c.audience).sort()).toEqual(['A', 'B'])
+    // Cached: asked again, no request.
+    expect(await auth.getAccessToken({ audience: 'A' })).toBe(ta[0])
+    expect(calls).toHaveLength(2)
+  })
+
+  it('one token per audience and scope, each asked with its audience and scope; the session token is untouched', async () => {
+    const { auth, calls, server } = await audienceTab()
+    const main = await auth.getAccessToken()
+    const tokens = [
+      await auth.getAccessToken({ audience: 'A', scope: 'read' }),
+      await auth.getAccessToken({ audience: 'A', scope: 'read write' }),
+      await auth.getAccessToken({ audience: 'B', scope: 'read' }),
+      await auth.getAccessToken({ scope: 'profile' }),
+    ]
+    expect(new Set(tokens).size).toBe(4)
+    expect(calls.map(({ audience, scope }) => [audience, scope])).toEqual([
+      ['A', 'read'],
+      ['A', 'read write'],
+      ['B', 'read'],
+      [undefined, 'profile'],
+    ])
+    expect(await auth.getAccessToken()).toBe(main) // the session's own token never changed
+    expect(server.reuse).toBe(0)
+  })
+
+  it('I1/P8: a rotating server: each audience refresh presents the latest refresh token, and the session refreshes with the rotated one', async () => {
+    const { auth, calls, server } = await audienceTab()
+    await auth.getAccessToken({ audience: 'A' })
+    await auth.getAccessToken({ audience: 'B' })
+    await auth.refresh()
+    await auth.getAccessToken({ audience: 'C' })
+    const presented = calls.map((c) => c.refreshToken)
+    expect(new Set(presented).size).toBe(presented.length) // never one twice
+    expect(server.reuse).toBe(0)
+    expect(auth.getSnapshot().status).toBe('authenticated')
+  })
+
+  it('I1: the session refresh and audience refreshes started together in one tab run one after the other (no lock port)', async () => {
+    const { auth, calls, server } = await audienceTab()
+    await Promise.all([auth.getAccessToken({ audience: 'A' }), auth.refresh(), auth.getAccessToken({ audience: 'B' }), auth.getAccessToken({ audience: 'A' })])
+    expect(calls).toHaveLength(3)
+    expect(server.reuse).toBe(0)
+    expect(auth.getSnapshot().status).toBe('authenticated')
+  })
+
+  it('a session refresh queued behind a rotating audience refresh presents the rotated token and still renews the access token', async () => {
+    const { auth, calls, server } = await audienceTab()
+    const before = await auth.getAccessToken()
+    const audience = auth.getAccessToken({ audience: 'A' })
+    await flush(2) // the audience's refresh has the lock (or is first in line for it)
+    await auth.refresh()
+    await audience
+    expect(calls.map((c) => c.audience)).toEqual(['A', undefined])
+    expect(calls[1]!.refreshToken).not.toBe(calls[0]!.refreshToken)
+    expect(await auth.getAccessToken()).not.toBe(before)
+    expect(server.reuse).toBe(0)
+  })
+
+  it('a refresh of the session keeps the audience tokens; an expiring audience token is refreshed once', async () => {
+    const { auth, calls, clock } = await audienceTab()
+    const a = await auth.getAccessToken({ audience: 'A' })
+    await auth.refresh()
+    expect(await auth.getAccessToken({ audience: 'A' })).toBe(a)
+    expect(calls).toHaveLength(2)
+    clock.jump(299_000) // inside the leeway of the 300 s token
+    const again = await Promise.all([auth.getAccessToken({ audience: 'A' }), auth.getAccessToken({ audience: 'A' })])
+    expect(again[0]).toBe(again[1])
+    expect(again[0]).not.toBe(a)
+    expect(calls).toHaveLength(3)
+  })
+
+  it('I4: logout drops every audience token and rejects the callers waiting for one', async () => {
+    const { auth, calls, server } = await audienceTab()
+    await auth.getAccessToken({ audience: 'A' })
+    server.next = ['hang']
+    const waiting = auth.getAccessToken({ audience: 'B' }).catch((e) => e)
+    await flush()
+    await auth.logout()
+    expect(await waiting).toMatchObject({ name: 'TesseraError', code: 'LOGGED_OUT' })
+    await expect(auth.getAccessToken({ audience: 'A' })).rejects.toMatchObject({ code: 'UNAUTHENTICATED' })
+    await auth.login(creds)
+    const fresh = await auth.getAccessToken({ audience: 'A' })
+    expect(fresh).toMatch(/^aud:A::/)
+    expect(calls.filter((c) => c.audience === 'A')).toHaveLength(2) // asked again for the new session
+  })
+
+  it('a refused audience (INVALID_GRANT) rejects its callers and leaves the session alone', async () => {
+    const { auth, server } = await audienceTab()
+    server.next = ['reject']
+    await expect(auth.getAccessToken({ audience: 'nope' })).rejects.toMatchObject({ code: 'INVALID_GRANT' })
+    expect(auth.getSnapshot().status).toBe('authenticated')
+    expect(await auth.getAccessToken({ audience: 'A' })).toMatch(/^aud:A::/)
+  })
+
+  it('P11: an audience refresh that fails for the network keeps its still-valid token', async () => {
+    const { auth, clock, server } = await audienceTab()
+    const a = await auth.getAccessToken({ audience: 'A' })
+    clock.jump(290_000)
+    server.next = ['503', '503', '503', '503']
+    const got = auth.getAccessToken({ audience: 'A' })
+    await clock.advance(60_000)
+    expect(await got).toBe(a)
+  })
+
+  it('a token per audience without createAuth({ audiences }) is a TypeError, not the session token', async () => {
+    const { auth } = await loggedIn()
+    await expect(auth.getAccessToken({ audience: 'A' })).rejects.toBeInstanceOf(TypeError)
+    await expect(auth.getGrant({ scope: 'x' })).rejects.toBeInstanceOf(TypeError)
+  })
+
+  it('I5: transports send each mapped origin its audience token, the page its own, and an unknown origin nothing', async () => {
+    const { auth, server, calls } = await audienceTab()
+    const main = await auth.getAccessToken()
+    for (const url of [`${API}/items`, `${BILLING}/invoices`, '/api/me', 'https://evil.example/steal']) await auth.fetch(url)
+    const sent = Object.fromEntries(server.requests.map((r) => [r.url, r.auth]))
+    expect(sent[`${API}/items`]).toMatch(new RegExp(`^Bearer aud:${API}/::at-`))
+    expect(sent[`${BILLING}/invoices`]).toMatch(new RegExp(`^Bearer aud:${BILLING}/:invoices:at-`))
+    expect(sent['http://tessera.invalid/api/me']).toBe(`Bearer ${main}`)
+    expect(sent['https://evil.example/steal']).toBeNull()
+    expect(auth.isAllowedUrl(`${API}/x`)).toBe(true)
+    expect(auth.isAllowedUrl('https://evil.example/')).toBe(false)
+    expect(calls).toHaveLength(2)
+  })
+
+  it('P2/I3: a 401 from an audience API refreshes that audience (not the session) and replays once', async () => {
+    const { auth, server, calls } = await audienceTab()
+    const main = await auth.getAccessToken()
+    await auth.fetch(`${API}/items`)
+    const first = server.requests.at(-1)!.auth!.slice('Bearer '.length)
+    server.live.delete(first) // the API no longer takes it
+    const res = await auth.fetch(`${API}/items`)
+    expect(res.status).toBe(200)
+    expect(calls.map((c) => c.audience)).toEqual([`${API}/`, `${API}/`])
+    expect(server.requests.at(-1)!.auth).not.toBe(`Bearer ${first}`)
+    expect(await auth.getAccessToken()).toBe(main)
+  })
+})
+
+describe('tokens per audience across tabs', () => {
+  async function started(n: number) {
+    const t = tabs(n, { audiences: createAudiences({ [API]: `${API}/` }) })
+    const calls = perAudience(t.server)
+    await t.clock.advance(200)
+    await Promise.all(t.all.map((a) => a.ready()))
+    return { ...t, calls }
+  }
+
+  it('I1: a rotation by an audience refresh becomes every tab\'s refresh token under the lock: nothing presented twice', async () => {
+    const { all, server, calls, clock } = await started(3)
+    await all[0]!.login(creds)
+    await flush()
+    await all[0]!.getAccessToken({ audience: 'A' })
+    await flush()
+    // Every tab refreshes its session and asks for audiences at once: all serialised by the lock.
+    clock.jump(301_000)
+    await Promise.all(all.flatMap((a, i) => [a.getAccessToken(), a.getAccessToken({ audience: `T${i}` }), a.fetch(`${API}/x`)]))
+    const presented = calls.map((c) => c.refreshToken)
+    expect(new Set(presented).size).toBe(presented.length)
+    expect(server.reuse).toBe(0)
+    expect(all.map((a) => a.getSnapshot().status)).toEqual(Array(3).fill('authenticated'))
+  })
+
+  it("another tab's login drops this tab's audience tokens; its refresh of the session keeps them", async () => {
+    const { all, calls } = await started(2)
+    const [a, b] = all as [NonNullable<(typeof all)[0]>, NonNullable<(typeof all)[0]>]
+    await a.login(creds)
+    await flush()
+    const first = await a.getAccessToken({ audience: 'A' })
+    await b.refresh()
+    await flush()
+    expect(await a.getAccessToken({ audience: 'A' })).toBe(first)
+    await b.login(creds)
+    await flush()
+    const second = await a.getAccessToken({ audience: 'A' })
+    expect(second).not.toBe(first)
+    expect(calls.filter((c) => c.audience === 'A')).toHaveLength(2)
+  })
+})
