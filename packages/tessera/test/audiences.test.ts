@@ -1,6 +1,8 @@
-import { describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAudiences, type TokenRequest } from '../src/index.js'
-import { FakeServer, creds, flush, loggedIn, tabs } from './fakes.js'
+import { FakeClock, FakeServer, creds, flush, loggedIn, tabs } from './fakes.js'
+import { loggedInEngine, startResourceServer, type ResourceServer } from './resource-server.js'
+import { TRANSPORTS, senders } from './transport-kit.js'
 
 const API = 'https://api.example'
 const BILLING = 'https://billing.example'
@@ -217,5 +219,42 @@ describe('tokens per audience across tabs', () => {
     const second = await a.getAccessToken({ audience: 'A' })
     expect(second).not.toBe(first)
     expect(calls.filter((c) => c.audience === 'A')).toHaveLength(2)
+  })
+})
+
+describe('tokens per audience through every transport (real HTTP on 127.0.0.1)', () => {
+  // `main` is an allowed origin (the session's token); `billing` is mapped to an audience; the
+  // same server under `localhost` is an origin nobody mapped or allowed.
+  let main: ResourceServer
+  let billing: ResourceServer
+  beforeAll(async () => void ([main, billing] = await Promise.all([startResourceServer(), startResourceServer()])))
+  afterAll(async () => void (await Promise.all([main?.close(), billing?.close()])))
+
+  it.each(TRANSPORTS)('%s: the audience origin gets its token, a 401 there refreshes that audience once, an unknown origin gets none (I5)', async (name) => {
+    const clock = new FakeClock()
+    const fake = new FakeServer(clock)
+    main.use(fake)
+    billing.use(fake)
+    const calls = perAudience(fake)
+    const auth = await loggedInEngine(fake, clock, main.url, { audiences: createAudiences({ [billing.url]: 'billing' }) })
+    const session = await auth.getAccessToken()
+    const send = senders(auth)[name]
+    expect((await send(`${main.url}/api/a`, { n: 1 })).status).toBe(200)
+    expect((await send(`${billing.url}/api/b`, { n: 2 })).status).toBe(200)
+    const first = billing.hits.at(-1)!.auth!
+    expect(main.hits.at(-1)!.auth).toBe(`Bearer ${session}`)
+    expect(first).toMatch(/^Bearer aud:billing::at-/)
+    // The billing API stops taking its token: one audience refresh, one replay, the session's token untouched.
+    fake.live.delete(first.slice('Bearer '.length))
+    expect((await send(`${billing.url}/api/b`, { n: 3 })).status).toBe(200)
+    expect(billing.hits.at(-1)!.auth).toMatch(/^Bearer aud:billing::at-/)
+    expect(billing.hits.at(-1)!.auth).not.toBe(first)
+    expect(calls.map((c) => c.audience)).toEqual(['billing', 'billing'])
+    expect(await auth.getAccessToken()).toBe(session)
+    const unknown = billing.url.replace('127.0.0.1', 'localhost')
+    await send(`${unknown}/api/c`, { n: 4 })
+    expect(billing.hits.at(-1)!.auth).toBeNull()
+    expect(fake.reuse).toBe(0)
+    auth.dispose()
   })
 })
