@@ -3,6 +3,11 @@ import { createAudiences, type TokenRequest } from '../src/index.js'
 import { FakeClock, FakeServer, creds, flush, loggedIn, tabs } from './fakes.js'
 import { loggedInEngine, startResourceServer, type ResourceServer } from './resource-server.js'
 import { TRANSPORTS, senders } from './transport-kit.js'
+import { oidcAuthority } from '../src/authorities/oidc.js'
+import { httpAuthority } from '../src/authorities/http.js'
+import { decodeJwt, createAuth } from '../src/index.js'
+import { APP, REDIRECT, startOidcProvider, testAuthorityOptions, walkProviderPages, type OidcTestProvider } from './oidc-kit.js'
+import { FakeStorage } from './fakes.js'
 
 const API = 'https://api.example'
 const BILLING = 'https://billing.example'
@@ -256,5 +261,89 @@ describe('tokens per audience through every transport (real HTTP on 127.0.0.1)',
     expect(billing.hits.at(-1)!.auth).toBeNull()
     expect(fake.reuse).toBe(0)
     auth.dispose()
+  })
+})
+
+describe('tokens per audience from a real OpenID provider (oidc-provider, RFC 8707 resource indicators)', () => {
+  const RESOURCE = 'https://api.example/'
+  let op: OidcTestProvider
+  beforeAll(async () => void (op = await startOidcProvider('Ada Lovelace', { resources: { [RESOURCE]: 'api:read api:write' } })))
+  afterAll(() => op?.close())
+
+  /** Logs in (the login asks for `RESOURCE`, so the grant covers it) and returns the engine of the callback's page load. */
+  async function signedIn() {
+    const tx = new FakeStorage()
+    const options = (url: string) => ({
+      ...testAuthorityOptions(op.issuer, { tx, state: { url }, navigations }),
+      scope: 'openid profile offline_access api:read api:write',
+    })
+    const navigations: string[] = []
+    const first = createAuth({ authority: oidcAuthority(options(`${APP}/`)), channel: null, lock: null })
+    await first.ready()
+    first.login({ params: { resource: RESOURCE } }).catch(() => {})
+    await until(() => navigations.length === 1)
+    const callback = await walkProviderPages(navigations[0]!, APP)
+    first.dispose()
+    expect(callback.startsWith(REDIRECT)).toBe(true)
+    const auth = createAuth({ authority: oidcAuthority(options(callback)), channel: null, lock: null, audiences: createAudiences() })
+    await auth.ready()
+    expect(auth.getSnapshot().status).toBe('authenticated')
+    return auth
+  }
+
+  it('getAccessToken({ audience, scope }) gets a token for that resource with the rotating refresh token; the session refreshes on after it', async () => {
+    const auth = await signedIn()
+    const session = await auth.getAccessToken()
+    op.seen.length = 0
+    const [api, again] = await Promise.all([
+      auth.getAccessToken({ audience: RESOURCE, scope: 'api:read' }),
+      auth.getAccessToken({ audience: RESOURCE, scope: 'api:read' }),
+    ])
+    expect(again).toBe(api) // one request for both
+    expect(op.seen.filter((s) => s.grant === 'refresh_token').map((s) => s.resource)).toEqual([RESOURCE]) // RFC 8707 `resource`
+    expect(decodeJwt(api)).toMatchObject({ aud: RESOURCE, scope: 'api:read' })
+    const both = await auth.getAccessToken({ audience: RESOURCE, scope: 'api:read api:write' })
+    expect(decodeJwt(both)).toMatchObject({ aud: RESOURCE, scope: 'api:read api:write' })
+    expect(await auth.getAccessToken()).toBe(session)
+    // The provider rotated the refresh token on each of those: a refresh with a used one would
+    // revoke the whole grant. The session refreshes, and asks for the resource again, fine.
+    await auth.refresh()
+    expect(await auth.getAccessToken()).not.toBe(session)
+    expect(auth.getSnapshot().status).toBe('authenticated')
+    expect(decodeJwt(await auth.getAccessToken({ audience: RESOURCE, scope: 'api:write' }))).toMatchObject({ aud: RESOURCE, scope: 'api:write' })
+    expect(op.seen.filter((s) => s.grant === 'refresh_token').map((s) => s.resource)).toEqual([RESOURCE, RESOURCE, undefined, RESOURCE])
+    auth.dispose()
+  })
+})
+
+/** Waits (real time, bounded) until `condition` holds. */
+async function until(condition: () => boolean, ms = 5_000) {
+  const end = Date.now() + ms
+  while (!condition()) {
+    if (Date.now() > end) throw new Error('condition not met in time')
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+describe('httpAuthority: the audience and scope travel in the refresh body', () => {
+  /** The bodies the authority sent, answered with a token response. */
+  function recorded(options: Partial<Parameters<typeof httpAuthority>[0]> = {}) {
+    const bodies: string[] = []
+    const authority = httpAuthority({
+      baseUrl: 'http://127.0.0.1:9/auth',
+      fetch: async (_input, init) => (bodies.push(String(init?.body)), Response.json({ access_token: 'at', expires_in: 60 })),
+      ...options,
+    })
+    return { bodies, refresh: (request?: TokenRequest) => authority.refresh('rt', new AbortController().signal, request) }
+  }
+
+  it('as `audience` and `scope` by default, `resource` when asked, in a form when the refresh is one; nothing extra for the session', async () => {
+    const json = recorded()
+    await json.refresh({ audience: 'https://api.example/', scope: 'read' })
+    await json.refresh()
+    expect(json.bodies.map((b) => JSON.parse(b))).toEqual([{ refresh_token: 'rt', audience: 'https://api.example/', scope: 'read' }, { refresh_token: 'rt' }])
+    const form = recorded({ audienceParameter: 'resource', refresh: { encoding: 'form', body: (rt) => ({ token: rt }) } })
+    await form.refresh({ audience: 'https://api.example/' })
+    expect(form.bodies).toEqual([`token=rt&resource=${encodeURIComponent('https://api.example/')}`])
   })
 })
