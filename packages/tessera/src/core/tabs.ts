@@ -49,6 +49,7 @@ export type TabMessage<User = unknown> = { v: typeof PROTOCOL; seen: number } & 
   | { type: 'claim'; id: number } // a tab without Web Locks asks for the refresh lock; the lowest id wins
 )
 
+/** A {@link TabMessage} as a tab writes it: `v` and `seen` are added by `post`. */
 type Body<User> = TabMessage<User> extends infer M ? (M extends unknown ? Omit<M, 'v' | 'seen'> : never) : never
 
 export const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) <= MAX
