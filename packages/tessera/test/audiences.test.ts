@@ -1,13 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createAudiences, type TokenRequest } from '../src/index.js'
-import { FakeClock, FakeServer, creds, flush, loggedIn, tabs } from './fakes.js'
-import { loggedInEngine, startResourceServer, type ResourceServer } from './resource-server.js'
+import { createAudiences, createAuth, decodeJwt, type TokenRequest } from '../src/index.js'
+import { FakeClock, FakeServer, FakeStorage, creds, flush, loggedIn, tabs } from './fakes.js'
+import { loggedInEngine, startResourceServer, until, type ResourceServer } from './resource-server.js'
 import { TRANSPORTS, senders } from './transport-kit.js'
 import { oidcAuthority } from '../src/authorities/oidc.js'
 import { httpAuthority } from '../src/authorities/http.js'
-import { decodeJwt, createAuth } from '../src/index.js'
 import { APP, REDIRECT, startOidcProvider, testAuthorityOptions, walkProviderPages, type OidcTestProvider } from './oidc-kit.js'
-import { FakeStorage } from './fakes.js'
 
 const API = 'https://api.example'
 const BILLING = 'https://billing.example'
@@ -281,7 +279,7 @@ describe('tokens per audience from a real OpenID provider (oidc-provider, RFC 87
     const first = createAuth({ authority: oidcAuthority(options(`${APP}/`)), channel: null, lock: null })
     await first.ready()
     first.login({ params: { resource: RESOURCE } }).catch(() => {})
-    await until(() => navigations.length === 1)
+    await until(() => navigations.length === 1, 5_000)
     const callback = await walkProviderPages(navigations[0]!, APP)
     first.dispose()
     expect(callback.startsWith(REDIRECT)).toBe(true)
@@ -316,14 +314,6 @@ describe('tokens per audience from a real OpenID provider (oidc-provider, RFC 87
   })
 })
 
-/** Waits (real time, bounded) until `condition` holds. */
-async function until(condition: () => boolean, ms = 5_000) {
-  const end = Date.now() + ms
-  while (!condition()) {
-    if (Date.now() > end) throw new Error('condition not met in time')
-    await new Promise((r) => setTimeout(r, 5))
-  }
-}
 
 describe('httpAuthority: the audience and scope travel in the refresh body', () => {
   /** The bodies the authority sent, answered with a token response. */
