@@ -15,16 +15,19 @@ const BILLING = 'https://billing.example'
  * it: `aud:<audience>:<scope>:at-N`, accepted by its resource check. Its refresh tokens rotate and
  * are single-use, whatever the request: reusing one is counted (`server.reuse`) and refused.
  */
-function perAudience(server: FakeServer) {
+function perAudience(server: FakeServer, { rotate = true } = {}) {
   const calls: Array<{ refreshToken: string | undefined } & TokenRequest> = []
   const refresh = server.authority.refresh
   server.authority.refresh = (async (refreshToken: string | undefined, signal: AbortSignal, request?: TokenRequest) => {
     calls.push({ refreshToken, ...request })
-    const body = (await refresh(refreshToken, signal)) as { access_token: string }
+    const body = (await refresh(refreshToken, signal)) as { access_token: string; refresh_token?: string }
     if (!request) return body
     const access_token = `aud:${request.audience ?? ''}:${(request.scope ?? '').replace(/ /g, '+')}:${body.access_token}`
     server.live.add(access_token)
-    return { ...body, access_token }
+    if (rotate) return { ...body, access_token }
+    // A server that does not rotate on an audience's refresh: the refresh token stays good, none comes back.
+    server.refreshTokens.set(refreshToken!, 'fresh')
+    return { ...body, access_token, refresh_token: undefined }
   }) as typeof refresh
   return calls
 }
@@ -206,6 +209,25 @@ describe('tokens per audience across tabs', () => {
     expect(new Set(presented).size).toBe(presented.length)
     expect(server.reuse).toBe(0)
     expect(all.map((a) => a.getSnapshot().status)).toEqual(Array(3).fill('authenticated'))
+  })
+
+  it('without Web Locks, a tab waiting for the lock goes on as soon as an audience refresh that did not rotate is done (its outcome is told)', async () => {
+    const t = tabs(2, { lock: null, audiences: createAudiences() })
+    const calls = perAudience(t.server, { rotate: false })
+    await t.clock.advance(200)
+    const [a, b] = t.all as [NonNullable<(typeof t.all)[0]>, NonNullable<(typeof t.all)[0]>]
+    await a.login(creds)
+    await t.clock.advance(0)
+    const audience = a.getAccessToken({ audience: 'A' })
+    await t.clock.advance(200) // a's claim of the lock is settled: it holds it
+    let done = false
+    const refreshed = b.refresh().then(() => (done = true))
+    await audience
+    await t.clock.advance(1_000) // far less than lockPatience (10 s)
+    expect(done).toBe(true)
+    await refreshed
+    expect(calls.map((c) => c.audience)).toEqual(['A', undefined])
+    expect(t.server.reuse).toBe(0)
   })
 
   it("another tab's login drops this tab's audience tokens; its refresh of the session keeps them", async () => {

@@ -169,13 +169,12 @@ function perAudience<User>(byOrigin: Map<string, TokenRequest>, host: RefreshHos
     const body = await retry((sig) => host.authority.refresh(s.refreshToken, sig, request), host.policy, clock, signal, host.random)
     const fresh = parseTokenResponse(body, clock.now())
     const rotated = fresh.refreshToken
-    if (rotated && rotated !== s.refreshToken && s === mine()) {
-      // A rotating server: the new refresh token is the session's now, told to the other tabs before
-      // the lock is let go, so that none presents the old one again (I1).
-      const next: Session = { ...s, refreshToken: rotated, order: [s.order[0], s.order[1] + 1] }
-      host.tell(next, 0)
-      host.dispatch({ type: 'session.adopted', tokens: next, user: host.state().user })
-    }
+    // A rotating server: the new refresh token is the session's now, told to the other tabs before
+    // the lock is let go, so that none presents the old one again (I1). Not rotated, the session is
+    // told as it is: the outcome that lets tabs waiting without Web Locks go on at once.
+    const next: Session = rotated && rotated !== s.refreshToken && s === mine() ? { ...s, refreshToken: rotated, order: [s.order[0], s.order[1] + 1] } : s
+    host.tell(next, 0)
+    if (next !== s) host.dispatch({ type: 'session.adopted', tokens: next, user: host.state().user })
     return fresh
   }
 
