@@ -4,6 +4,7 @@ import { FakeClock, FakeServer, FakeStorage, creds, flush, loggedIn, tabs } from
 import { loggedInEngine, startResourceServer, until, type ResourceServer } from './resource-server.js'
 import { TRANSPORTS, senders } from './transport-kit.js'
 import { oidcAuthority } from '../src/authorities/oidc.js'
+import { toHandle } from '../src/authorities/silent-renew.js'
 import { httpAuthority } from '../src/authorities/http.js'
 import { APP, REDIRECT, startOidcProvider, testAuthorityOptions, walkProviderPages, type OidcTestProvider } from './oidc-kit.js'
 
@@ -334,6 +335,18 @@ describe('tokens per audience from a real OpenID provider (oidc-provider, RFC 87
     expect(op.seen.filter((s) => s.grant === 'refresh_token').map((s) => s.resource)).toEqual([RESOURCE, RESOURCE, undefined, RESOURCE])
     auth.dispose()
   })
+
+  // oidc-provider 9 rotates (consumes) the refresh token before it checks the resource: the
+  // `invalid_target` answer carries no new one, so the session's refresh token is spent and its next
+  // refresh ends the session (reuse revokes the grant). The README says so; this test notices a change.
+  it('a resource the provider did not grant is INVALID_GRANT for its caller; with oidc-provider it also spends the refresh token', async () => {
+    const auth = await signedIn()
+    await expect(auth.getAccessToken({ audience: 'https://other.example/' })).rejects.toMatchObject({ code: 'INVALID_GRANT', status: 400 })
+    expect(auth.getSnapshot().status).toBe('authenticated')
+    const next = await auth.refresh().then(() => 'refreshed', (e: { code: string }) => e.code)
+    expect(next).toBe('SESSION_EXPIRED')
+    auth.dispose()
+  })
 })
 
 
@@ -357,5 +370,20 @@ describe('httpAuthority: the audience and scope travel in the refresh body', () 
     const form = recorded({ audienceParameter: 'resource', refresh: { encoding: 'form', body: (rt) => ({ token: rt }) } })
     await form.refresh({ audience: 'https://api.example/' })
     expect(form.bodies).toEqual([`token=rt&resource=${encodeURIComponent('https://api.example/')}`])
+  })
+})
+
+describe('oidcAuthority without a refresh token (silent renew)', () => {
+  it('has no token per audience: INVALID_GRANT before any request, so the session is kept', async () => {
+    let requests = 0
+    const authority = oidcAuthority({
+      issuer: 'https://id.example',
+      clientId: 'web',
+      redirectUri: 'https://app.example/callback',
+      fetch: async () => (requests++, new Response(null, { status: 500 })),
+    })
+    const renewal = toHandle('ada')
+    await expect(authority.refresh(renewal, new AbortController().signal, { audience: 'https://api.example/' })).rejects.toMatchObject({ code: 'INVALID_GRANT', field: 'refresh_token' })
+    expect(requests).toBe(0)
   })
 })
