@@ -3,7 +3,7 @@ import { createAudiences, createAuth, decodeJwt, type TokenRequest } from '../sr
 import { FakeClock, FakeServer, FakeStorage, creds, flush, loggedIn, tabs } from './fakes.js'
 import { loggedInEngine, startResourceServer, until, type ResourceServer } from './resource-server.js'
 import { TRANSPORTS, senders } from './transport-kit.js'
-import { oidcAuthority } from '../src/authorities/oidc.js'
+import { oidcAuthority, withProviders } from '../src/authorities/oidc.js'
 import { toHandle } from '../src/authorities/silent-renew.js'
 import { httpAuthority } from '../src/authorities/http.js'
 import { APP, REDIRECT, startOidcProvider, testAuthorityOptions, walkProviderPages, type OidcTestProvider } from './oidc-kit.js'
@@ -385,5 +385,19 @@ describe('oidcAuthority without a refresh token (silent renew)', () => {
     const renewal = toHandle('ada')
     await expect(authority.refresh(renewal, new AbortController().signal, { audience: 'https://api.example/' })).rejects.toMatchObject({ code: 'INVALID_GRANT', field: 'refresh_token' })
     expect(requests).toBe(0)
+  })
+})
+
+describe('withProviders', () => {
+  it('asks the authority that holds the session for the token per audience', async () => {
+    const asked: Array<TokenRequest | undefined> = []
+    const primary = {
+      login: async () => ({ access_token: 'at' }),
+      refresh: async (_token: string | undefined, _signal: AbortSignal, request?: TokenRequest) => (asked.push(request), { access_token: 'at2' }),
+    }
+    const authority = withProviders(primary, {}, { storage: new FakeStorage() })
+    await authority.refresh('rt', new AbortController().signal, { audience: 'https://api.example/', scope: 'read' })
+    await authority.refresh('rt', new AbortController().signal)
+    expect(asked).toEqual([{ audience: 'https://api.example/', scope: 'read' }, undefined])
   })
 })

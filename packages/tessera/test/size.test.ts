@@ -25,7 +25,7 @@ const budgets = {
   http: 2_500,
   // issue 15 added withProviders (refine's providerName: one session, several OpenID providers), ~640 B;
   // issue 16 silent renew (prompt=none in a hidden iframe, its callback page helper), ~1 300 B, and DPoP (oauth4webapi's, one nonce retry), 145 B;
-  // tokens per audience (`resource` or `audience` and `scope` in the refresh grant; none from silent renew) ~80 B
+  // tokens per audience (`resource` or `audience` and `scope` in the refresh grant, passed on by withProviders; none from silent renew) ~90 B
   oidc: 5_070,
   adapter: 1_200, // issue 5
   binding: 1_536, // issue 6
