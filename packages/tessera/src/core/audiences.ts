@@ -51,7 +51,10 @@ export interface AudiencePort {
  * refusal of an audience's token (`INVALID_GRANT`: an audience or scope the server does not grant)
  * rejects its callers and leaves the session alone. Every audience token is dropped when the session
  * ends (logout, expiry) or another takes its place (a login here or in another tab); a refresh of
- * the session keeps them. Tokens per audience stay in this tab's memory (never stored or shared).
+ * the session keeps them. Tokens per audience stay in this tab's memory (never stored or shared),
+ * and are refreshed when asked for inside their leeway or after a 401 from their API (no
+ * `unauthorized` event then: the generation a grant of an audience carries counts that audience's
+ * tokens, not the session's).
  *
  * @param origins - origin → audience (or `{ audience, scope }`), e.g. `{ 'https://api.example': 'https://api.example/' }`
  * @throws TypeError when a key is not a URL.
