@@ -154,6 +154,11 @@ describe('tokens per audience', () => {
     expect(await got).toBe(a)
   })
 
+  it('I8: an origin map key that is not a URL is a TypeError at createAudiences, not at the first request', () => {
+    expect(() => createAudiences({ 'not a url': 'A' })).toThrow(TypeError)
+    expect(createAudiences({ 'https://api.example/some/path?q': 'A' }).origins).toEqual(['https://api.example'])
+  })
+
   it('a token per audience without createAuth({ audiences }) is a TypeError, not the session token', async () => {
     const { auth } = await loggedIn()
     await expect(auth.getAccessToken({ audience: 'A' })).rejects.toBeInstanceOf(TypeError)
