@@ -179,6 +179,18 @@ describe('tokens per audience', () => {
     expect(calls).toHaveLength(2)
   })
 
+  it('with a proof port (DPoP), an audience grant is proved for its own token and request', async () => {
+    const proved: string[] = []
+    const t = await loggedIn({
+      audiences: createAudiences({ [API]: `${API}/` }),
+      proof: { attach: () => async (g, request) => (proved.push(`${g.token} ${request.method} ${request.url}`), { ...g, headers: { Authorization: `DPoP ${g.token}`, DPoP: 'proof' } }) },
+    })
+    perAudience(t.server)
+    const grant = await t.auth.getGrant({ method: 'POST', url: `${API}/items` })
+    expect(grant.headers.Authorization).toMatch(new RegExp(`^DPoP aud:${API}/::at-`))
+    expect(proved).toEqual([`${grant.token} POST ${API}/items`])
+  })
+
   it('P2/I3: a 401 from an audience API refreshes that audience (not the session) and replays once', async () => {
     const { auth, server, calls } = await audienceTab()
     const main = await auth.getAccessToken()
