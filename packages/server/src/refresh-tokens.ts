@@ -69,6 +69,19 @@ export class RefreshTokens {
   async rotate(presented: string): Promise<RotationResult> {
     const { store, options } = this.#d;
     const tokenHash = hashToken(presented);
+    // Without a grace window nothing has to be sealed before the update: one statement does it all.
+    if (options.reuseGraceMs === 0) {
+      const now = options.now();
+      const refreshToken = newOpaqueToken();
+      const child = { id: randomUUID(), tokenHash: hashToken(refreshToken), idleExpiresAt: now + options.refreshIdleTtl * 1000 };
+      const exchanged = await store.exchangeRefreshToken(tokenHash, now, child);
+      if (exchanged) {
+        const { user } = exchanged;
+        const access = await this.#d.signer.sign(user.id, user.roles, now, options.accessTokenTtl);
+        return { ok: true, replayed: false, tokens: { accessToken: access.token, accessExp: access.exp, refreshToken, refreshExpiresAt: exchanged.expiresAt, user } };
+      }
+      // Not exchanged: the lookup below says why (reuse, revoked, expired or unknown).
+    }
     let session = await store.findRefreshSession(tokenHash);
     for (let attempt = 0; attempt < 2 && session; attempt++) {
       const { token: record, user } = session;

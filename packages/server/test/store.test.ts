@@ -101,6 +101,34 @@ describe.each(backends)('store contract on $name', (backend) => {
     expect(after?.successorId).not.toBeNull();
   });
 
+  it('exchangeRefreshToken (one statement): of 100 concurrent exchanges of one token exactly one wins; used, revoked and expired tokens are not exchanged', async () => {
+    const u = user();
+    await store.createUser(u);
+    const parent = token(u.id);
+    await store.insertRefreshToken(parent);
+    const child = () => ({ id: randomUUID(), tokenHash: randomUUID(), idleExpiresAt: 2500 });
+    const results = await Promise.all(Array.from({ length: 100 }, () => store.exchangeRefreshToken(parent.tokenHash, 1500, child())));
+    const won = results.filter((r) => r !== null);
+    expect(won).toEqual([{ user: u, expiresAt: 2500 }]);
+    const after = await store.findRefreshToken(parent.tokenHash);
+    expect(after?.usedAt).toBe(1500);
+
+    const fresh = token(u.id);
+    await store.insertRefreshToken(fresh);
+    expect(await store.exchangeRefreshToken(fresh.tokenHash, 2000, child())).toBeNull(); // idle expiry 2000
+    const next = { ...child(), idleExpiresAt: 9999 };
+    expect(await store.exchangeRefreshToken(fresh.tokenHash, 1999, next)).toEqual({ user: u, expiresAt: 3000 });
+    expect((await store.findRefreshSession(next.tokenHash))?.token).toMatchObject({
+      id: next.id, familyId: fresh.familyId, parentId: fresh.id, createdAt: 1999, idleExpiresAt: 9999, absoluteExpiresAt: 3000, usedAt: null,
+    });
+    expect((await store.findRefreshToken(fresh.tokenHash))?.successorId).toBe(next.id);
+    const revoked = token(u.id);
+    await store.insertRefreshToken(revoked);
+    await store.revokeFamily(revoked.familyId, 1100);
+    expect(await store.exchangeRefreshToken(revoked.tokenHash, 1200, child())).toBeNull();
+    expect(await store.exchangeRefreshToken('unknown', 1200, child())).toBeNull();
+  });
+
   it('a revoked token cannot be rotated; revokeFamily and revokeAllForUser count what they revoke', async () => {
     const u = user();
     await store.createUser(u);

@@ -88,6 +88,20 @@ const ROTATE_REFRESH = `WITH won AS (
     (id, token_hash, family_id, parent_id, user_id, created_at, idle_expires_at, absolute_expires_at)
   SELECT $1, $2, $3, won.id, $5, $6::bigint, $7::bigint, $8::bigint FROM won RETURNING id`;
 
+// Lookup, conditional UPDATE and INSERT in one statement: one round trip for a successful refresh.
+const EXCHANGE_REFRESH = `WITH won AS (
+    UPDATE refresh_tokens SET used_at = $2, successor_id = $3
+    WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL
+      AND idle_expires_at > $2 AND absolute_expires_at > $2
+    RETURNING id, family_id, user_id, absolute_expires_at),
+  child AS (
+    INSERT INTO refresh_tokens
+      (id, token_hash, family_id, parent_id, user_id, created_at, idle_expires_at, absolute_expires_at)
+    SELECT $3, $4, won.family_id, won.id, won.user_id, $2::bigint, $5::bigint, won.absolute_expires_at FROM won
+    RETURNING idle_expires_at, absolute_expires_at)
+  SELECT u.*, LEAST(child.idle_expires_at, child.absolute_expires_at) AS child_expires_at
+  FROM won JOIN users u ON u.id = won.user_id CROSS JOIN child`;
+
 const SELECT_SESSION = `SELECT t.id, t.token_hash, t.family_id, t.parent_id, t.user_id, t.created_at, t.idle_expires_at,
     t.absolute_expires_at, t.used_at, t.revoked_at, t.successor_id, t.successor_sealed,
     u.email, u.name, u.roles, u.password_hash, u.created_at AS user_created_at
@@ -176,6 +190,15 @@ export class SqlStore implements Store {
     if (child.parentId !== parentId) throw new TypeError('rotateRefreshToken: child.parentId must be parentId');
     const rows = await this.#db.query(ROTATE_REFRESH, [...refreshParams(child), usedAt, successorSealed]);
     return rows.length === 1;
+  }
+
+  async exchangeRefreshToken(
+    tokenHash: string,
+    now: number,
+    child: { id: string; tokenHash: string; idleExpiresAt: number },
+  ): Promise<{ user: UserRecord; expiresAt: number } | null> {
+    const r = (await this.#db.query(EXCHANGE_REFRESH, [tokenHash, now, child.id, child.tokenHash, child.idleExpiresAt]))[0];
+    return r ? { user: toUser(r), expiresAt: num(r.child_expires_at) } : null;
   }
 
   async revokeFamily(familyId: string, at: number): Promise<number> {

@@ -91,6 +91,17 @@ export interface Store {
    * one statement. Resolves false, changing nothing, when another rotation won.
    */
   rotateRefreshToken(parentId: string, usedAt: number, successorSealed: string | null, child: NewRefreshToken): Promise<boolean>;
+  /**
+   * The refresh fast path, one statement: when the token with this hash is unused, not revoked and not
+   * expired at `now`, marks it used and inserts `child` as its successor (same family and absolute
+   * expiry, created at `now`). Resolves the user and when the child expires (ms); null, changing
+   * nothing, otherwise (look the token up to say why). Atomic like {@link Store.rotateRefreshToken}.
+   */
+  exchangeRefreshToken(
+    tokenHash: string,
+    now: number,
+    child: { id: string; tokenHash: string; idleExpiresAt: number },
+  ): Promise<{ user: UserRecord; expiresAt: number } | null>;
   /** Revokes every not yet revoked token of a family; resolves how many were revoked. */
   revokeFamily(familyId: string, at: number): Promise<number>;
   /** Revokes every refresh token of a user; resolves how many were revoked. */
