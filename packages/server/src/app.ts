@@ -76,8 +76,10 @@ export async function createApp(input: ServerOptions = {}): Promise<TesseraApp> 
 
   app.use('*', async (c, next) => {
     await next();
-    c.header('X-Content-Type-Options', 'nosniff');
-    c.header('Referrer-Policy', 'no-referrer');
+    // On c.res.headers, not c.header(): after the handler, c.header() rebuilds the response (a full
+    // Fetch Response and a body stream per request, ~4 % of a refresh's CPU in the profile).
+    c.res.headers.set('X-Content-Type-Options', 'nosniff');
+    c.res.headers.set('Referrer-Policy', 'no-referrer');
   });
   app.use('*', cors(options.corsOrigins));
   app.use('/auth/refresh', async (c, next) => {

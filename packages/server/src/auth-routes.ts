@@ -69,7 +69,7 @@ export function authRoutes(ctx: AppContext): Hono<Env> {
 
   app.use('*', async (c, next) => {
     await next();
-    c.header('Cache-Control', 'no-store');
+    c.res.headers.set('Cache-Control', 'no-store'); // not c.header(): see app.ts
   });
 
   app.post('/register', async (c) => {
