@@ -1,50 +1,73 @@
 /**
- * Refresh throughput of the reference server over loopback, on PGlite and on PostgreSQL.
- * `npm run bench -w @tessera/server`. Not a test: prints a Markdown table.
+ * Refresh throughput of the reference server over loopback: PGlite (one process, in memory) and
+ * PostgreSQL with 1, 2 and 3 server processes on one database, traffic spread round-robin.
+ * `npm run bench -w @tessera/server`. Not a test: prints a Markdown table and the scaling ratio.
  *
  * K users log in, then C workers each rotate their own refresh token sequentially until
  * BENCH_MAX_REFRESHES in total or BENCH_MAX_SECONDS have passed. scrypt cost is minimal so the
- * numbers measure refresh (lookup, sign ES256, conditional UPDATE + INSERT), not hashing.
+ * numbers measure refresh (lookup, sign ES256, conditional UPDATE + INSERT), not hashing. The load
+ * generator runs in this process, each server in its own (tools/instances.ts).
  * PostgreSQL: TESSERA_BENCH_DATABASE_URL / DATABASE_URL, else a throwaway local cluster.
+ * BENCH_CPU_PROF=<dir> writes a --cpu-prof profile of every server process there.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import pg from 'pg';
-import { silentLogger } from '../src/options.ts';
-import { startServer, type RunningServer } from '../src/server.ts';
+import type { ServerOptions } from '../src/options.ts';
+import { startInstances, type Instance } from '../tools/instances.ts';
 import { startPgCluster, type PgCluster } from '../tools/pg-cluster.ts';
 
 const MAX_REFRESHES = Number(process.env.BENCH_MAX_REFRESHES ?? 5000);
 const MAX_SECONDS = Number(process.env.BENCH_MAX_SECONDS ?? 15);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const USERS = CONCURRENCY;
-const WARMUP = 100;
+const WARMUP = 200;
+const PROFILE_DIR = process.env.BENCH_CPU_PROF;
+const nodeArgs = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
 
 interface Row {
   store: string;
+  instances: number;
   refreshes: number;
   seconds: number;
   perSecond: number;
   p50: number;
   p99: number;
   failures: number;
+  /** CPU time of the server processes per refresh (Linux /proc; NaN elsewhere): what load elsewhere on the machine does not change. */
+  cpuMsPerRefresh: number;
 }
 
-async function post(url: string, body: unknown): Promise<{ status: number; json: any }> {
+/** User + system CPU time of a process in ms, from /proc/<pid>/stat (clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return NaN;
+  }
+}
+const serversCpuMs = (servers: Instance[]) => servers.reduce((sum, s) => sum + cpuMs(s.pid), 0);
+
+async function post(url: string, body: unknown): Promise<{ status: number; json: { refresh_token?: string } }> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  return { status: res.status, json: await res.json() };
+  return { status: res.status, json: (await res.json()) as { refresh_token?: string } };
 }
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
-async function measure(label: string, server: RunningServer): Promise<Row> {
+async function measure(label: string, servers: Instance[]): Promise<Row> {
+  let next = 0;
+  const pick = () => servers[next++ % servers.length]!.url;
   const tokens: string[] = [];
   for (let i = 0; i < USERS; i++) {
     const email = `bench-${randomUUID()}@example.test`;
-    await post(`${server.url}/auth/register`, { email, password: 'bench password' });
-    const login = await post(`${server.url}/auth/login`, { email, password: 'bench password' });
-    tokens.push(login.json.refresh_token);
+    await post(`${pick()}/auth/register`, { email, password: 'bench password' });
+    const login = await post(`${pick()}/auth/login`, { email, password: 'bench password' });
+    tokens.push(login.json.refresh_token!);
   }
   let budget = WARMUP;
   let failures = 0;
@@ -54,43 +77,49 @@ async function measure(label: string, server: RunningServer): Promise<Row> {
     while (budget > 0 && performance.now() < deadline) {
       budget--;
       const t = performance.now();
-      const res = await post(`${server.url}/auth/refresh`, { refresh_token: tokens[i] });
+      const res = await post(`${pick()}/auth/refresh`, { refresh_token: tokens[i] });
       const ms = performance.now() - t;
       if (res.status !== 200) {
         failures++;
         return;
       }
-      tokens[i] = res.json.refresh_token;
+      tokens[i] = res.json.refresh_token!;
       if (record) latencies.push(ms);
     }
   };
   await Promise.all(tokens.map((_, i) => worker(i, false)));
   budget = MAX_REFRESHES;
+  const cpuBefore = serversCpuMs(servers);
   const start = performance.now();
   deadline = start + MAX_SECONDS * 1000;
   await Promise.all(tokens.map((_, i) => worker(i, true)));
   const seconds = (performance.now() - start) / 1000;
+  const cpu = serversCpuMs(servers) - cpuBefore;
   latencies.sort((a, b) => a - b);
   return {
     store: label,
+    instances: servers.length,
     refreshes: latencies.length,
     seconds,
     perSecond: latencies.length / seconds,
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     failures,
+    cpuMsPerRefresh: cpu / latencies.length,
   };
 }
 
-const common = { scryptCost: 2, logger: silentLogger, accessTokenTtl: 300 } as const;
-const rows: Row[] = [];
-
-const pglite = await startServer(common);
-try {
-  rows.push(await measure('PGlite (in memory)', pglite));
-} finally {
-  await pglite.close();
+async function run(label: string, n: number, options: ServerOptions): Promise<Row> {
+  const servers = await startInstances(n, { scryptCost: 2, accessTokenTtl: 300, ...options }, nodeArgs);
+  try {
+    return await measure(label, servers);
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()));
+  }
 }
+
+const rows: Row[] = [];
+rows.push(await run('PGlite (in memory)', 1, {}));
 
 let cluster: PgCluster | undefined;
 let adminUrl = process.env.TESSERA_BENCH_DATABASE_URL || process.env.DATABASE_URL;
@@ -98,29 +127,37 @@ if (!adminUrl) {
   cluster = await startPgCluster();
   adminUrl = cluster.url;
 }
-const dbName = `tessera_bench_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
 const admin = new pg.Client(adminUrl);
 await admin.connect();
-await admin.query(`CREATE DATABASE ${dbName}`);
-const dbUrl = new URL(adminUrl);
-dbUrl.pathname = `/${dbName}`;
 try {
-  const postgres = await startServer({ ...common, databaseUrl: dbUrl.toString() });
-  try {
-    rows.push(await measure(`PostgreSQL${cluster ? ' (local, fsync off)' : ''}`, postgres));
-  } finally {
-    await postgres.close();
+  for (const n of [1, 2, 3]) {
+    const dbName = `tessera_bench_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+    await admin.query(`CREATE DATABASE ${dbName}`);
+    const dbUrl = new URL(adminUrl);
+    dbUrl.pathname = `/${dbName}`;
+    try {
+      rows.push(await run(`PostgreSQL${cluster ? ' (local, fsync off)' : ''}`, n, { databaseUrl: dbUrl.toString() }));
+    } finally {
+      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    }
   }
 } finally {
-  await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
   await admin.end();
   await cluster?.stop();
 }
 
 const f = (n: number, d = 1) => n.toFixed(d);
-console.log(`\nRefresh throughput over loopback: ${USERS} users, concurrency ${CONCURRENCY}, at most ${MAX_REFRESHES} refreshes or ${MAX_SECONDS} s per store (Node ${process.version})\n`);
-console.log('| store | refreshes | seconds | refreshes/s | p50 ms | p99 ms | failures |');
-console.log('|---|---:|---:|---:|---:|---:|---:|');
+console.log(
+  `\nRefresh throughput over loopback: ${USERS} users, concurrency ${CONCURRENCY}, round-robin over the instances, at most ${MAX_REFRESHES} refreshes or ${MAX_SECONDS} s per row (Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')})\n`,
+);
+console.log('| store | instances | refreshes | seconds | refreshes/s | p50 ms | p99 ms | failures | server CPU ms/refresh |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
-  console.log(`| ${r.store} | ${r.refreshes} | ${f(r.seconds, 2)} | ${f(r.perSecond, 0)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${r.failures} |`);
+  console.log(
+    `| ${r.store} | ${r.instances} | ${r.refreshes} | ${f(r.seconds, 2)} | ${f(r.perSecond, 0)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${r.failures} | ${f(r.cpuMsPerRefresh, 2)} |`,
+  );
 }
+const pgRows = rows.filter((r) => r.store.startsWith('PostgreSQL'));
+const one = pgRows.find((r) => r.instances === 1);
+const three = pgRows.find((r) => r.instances === 3);
+if (one && three) console.log(`\nScaling, PostgreSQL 3 instances / 1 instance: ${f(three.perSecond / one.perSecond, 2)}×`);

@@ -37,16 +37,22 @@ export interface TesseraApp {
  */
 export async function createApp(input: ServerOptions = {}): Promise<TesseraApp> {
   const options = resolveOptions(input);
-  const [store, signer, dummyPasswordHash] = await Promise.all([
-    input.store ?? openStore(options),
-    createTokenSigner({
-      keysDir: options.dataDir ? join(options.dataDir, 'keys') : undefined,
-      issuer: options.issuer,
-      audience: options.audience,
-    }),
+  const [store, dummyPasswordHash] = await Promise.all([
+    input.store ? input.store.migrate().then(() => input.store!) : openStore(options),
     createDummyHash(options.scryptCost),
   ]);
-  if (input.store) await store.migrate();
+  const signer = await createTokenSigner({
+    store,
+    keysDir: options.dataDir ? join(options.dataDir, 'keys') : undefined,
+    issuer: options.issuer,
+    audience: options.audience,
+    now: options.now,
+    reloadMs: options.keyReloadMs,
+    logger: options.logger,
+  }).catch(async (error: unknown) => {
+    if (!input.store) await store.close();
+    throw error;
+  });
   const stats = new Stats();
   const faults = new Faults();
   const ctx: AppContext = {
@@ -57,7 +63,7 @@ export async function createApp(input: ServerOptions = {}): Promise<TesseraApp> 
     faults,
     dummyPasswordHash,
     refreshTokens: new RefreshTokens({ store, signer, options, stats }),
-    throttle: new LoginThrottle({ windowMs: options.throttle.windowMs, now: options.now }),
+    throttle: new LoginThrottle({ store, windowMs: options.throttle.windowMs, now: options.now }),
   };
 
   const app = new Hono<Env>();
@@ -70,8 +76,10 @@ export async function createApp(input: ServerOptions = {}): Promise<TesseraApp> 
 
   app.use('*', async (c, next) => {
     await next();
-    c.header('X-Content-Type-Options', 'nosniff');
-    c.header('Referrer-Policy', 'no-referrer');
+    // On c.res.headers, not c.header(): after the handler, c.header() rebuilds the response (a full
+    // Fetch Response and a body stream per request, ~4 % of a refresh's CPU in the profile).
+    c.res.headers.set('X-Content-Type-Options', 'nosniff');
+    c.res.headers.set('Referrer-Policy', 'no-referrer');
   });
   app.use('*', cors(options.corsOrigins));
   app.use('/auth/refresh', async (c, next) => {
@@ -84,8 +92,9 @@ export async function createApp(input: ServerOptions = {}): Promise<TesseraApp> 
   app.route('/api', apiRoutes(ctx));
   if (options.faults) app.route('/', devRoutes(ctx));
   app.get('/.well-known/jwks.json', (c) => {
-    c.header('Cache-Control', 'public, max-age=300');
-    return c.json(signer.jwks, 200);
+    // Cached for less than the activation delay, so a cache never misses a key before it signs.
+    c.header('Cache-Control', `public, max-age=${Math.floor(options.keyActivationDelayMs / 2000)}`);
+    return c.json(signer.jwks(), 200);
   });
   if (options.staticDir) {
     app.use('*', serveStatic({ root: options.staticDir }));
@@ -102,6 +111,7 @@ export async function createApp(input: ServerOptions = {}): Promise<TesseraApp> 
     options,
     async close() {
       faults.release();
+      signer.close();
       if (!input.store) await store.close();
     },
   };

@@ -69,7 +69,7 @@ export function authRoutes(ctx: AppContext): Hono<Env> {
 
   app.use('*', async (c, next) => {
     await next();
-    c.header('Cache-Control', 'no-store');
+    c.res.headers.set('Cache-Control', 'no-store'); // not c.header(): see app.ts
   });
 
   app.post('/register', async (c) => {
@@ -91,16 +91,19 @@ export function authRoutes(ctx: AppContext): Hono<Env> {
     const accountKey = `account:${email}`;
     const addressKey = `address:${clientAddress(c)}`;
     const { maxFailuresPerAccount, maxFailuresPerAddress } = options.throttle;
-    const waitMs = Math.max(throttle.retryAfterMs(accountKey, maxFailuresPerAccount), throttle.retryAfterMs(addressKey, maxFailuresPerAddress));
+    const waits = await Promise.all([
+      throttle.retryAfterMs(accountKey, maxFailuresPerAccount),
+      throttle.retryAfterMs(addressKey, maxFailuresPerAddress),
+    ]);
+    const waitMs = Math.max(...waits);
     if (waitMs > 0) return tooManyAttempts(c, waitMs);
     const user = await store.findUserByEmail(email);
     const ok = await verifyPassword(password, user?.passwordHash ?? ctx.dummyPasswordHash);
     if (!user || !ok) {
-      throttle.fail(accountKey);
-      throttle.fail(addressKey);
+      await throttle.fail(accountKey, addressKey);
       return errorResponse(c, 401, 'invalid_credentials', 'The e-mail or password is incorrect.');
     }
-    throttle.reset(accountKey);
+    await throttle.reset(accountKey);
     stats.counters.login++;
     return tokenResponse(c, await refreshTokens.issue(user));
   });
@@ -183,10 +186,10 @@ export function authRoutes(ctx: AppContext): Hono<Env> {
     const current = field(body, 'current_password', PASSWORD);
     const next = field(body, 'new_password', PASSWORD);
     const accountKey = `account:${user.email}`;
-    const waitMs = throttle.retryAfterMs(accountKey, options.throttle.maxFailuresPerAccount);
+    const waitMs = await throttle.retryAfterMs(accountKey, options.throttle.maxFailuresPerAccount);
     if (waitMs > 0) return tooManyAttempts(c, waitMs);
     if (!(await verifyPassword(current, user.passwordHash))) {
-      throttle.fail(accountKey);
+      await throttle.fail(accountKey);
       return errorResponse(c, 401, 'invalid_credentials', 'The current password is incorrect.');
     }
     if (passwordTooShort(next)) return weakPassword(c);

@@ -7,6 +7,7 @@ import type { Stats } from './stats.ts';
 import type { Store } from './store/types.ts';
 import type { LoginThrottle } from './throttle.ts';
 import type { AccessClaims, TokenSigner } from './tokens.ts';
+import { parseBearer } from './verify.ts';
 
 /** Everything the route modules share; one per app. */
 export interface AppContext {
@@ -32,7 +33,5 @@ export function clientAddress(c: C): string {
 
 /** The Bearer token of the request, or undefined. */
 export function bearerToken(c: C): string | undefined {
-  const header = c.req.header('authorization');
-  const match = header ? /^Bearer[ ]+([A-Za-z0-9\-._~+/]+=*)\s*$/i.exec(header) : null;
-  return match?.[1];
+  return parseBearer(c.req.header('authorization')) ?? undefined;
 }

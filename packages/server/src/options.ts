@@ -72,6 +72,14 @@ export interface ServerOptions {
   now?: () => number;
   /** Called after a message is written to the outbox (the dev CLI prints reset links with it). */
   mailer?: (message: OutboxMessage) => void | Promise<void>;
+  /**
+   * A rotated-in signing key is published at once and signs after this many ms, so every instance and
+   * every verifier knows it before a token carries it. Keep it above `keyReloadMs` and above your
+   * verifiers' JWKS refetch cooldown (30 s for jose's createRemoteJWKSet). @default 60_000
+   */
+  keyActivationDelayMs?: number;
+  /** How often each instance re-reads the signing keys from the store, in ms. @default 10_000 */
+  keyReloadMs?: number;
   /** Base URL used in reset links. @default the server's own URL (startServer), never the Host header */
   publicUrl?: string;
 }
@@ -131,6 +139,8 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
       windowMs: positive('throttle.windowMs', options.throttle?.windowMs ?? 15 * 60 * 1000),
     },
     bodyLimit: positive('bodyLimit', options.bodyLimit ?? 16 * 1024),
+    keyActivationDelayMs: positive('keyActivationDelayMs', options.keyActivationDelayMs ?? 60_000, true),
+    keyReloadMs: positive('keyReloadMs', options.keyReloadMs ?? 10_000),
     staticDir: options.staticDir,
     logger: options.logger ?? consoleLogger,
     now: options.now ?? Date.now,

@@ -16,7 +16,8 @@ export interface IssuedTokens {
   user: UserRecord;
 }
 
-export type RotationFailure = 'unknown' | 'revoked' | 'expired' | 'reused' | 'user_gone';
+/** Why a refresh token was not exchanged (never shown to the client, which gets `invalid_grant`). */
+export type RotationFailure = 'unknown' | 'revoked' | 'expired' | 'reused';
 export type RotationResult = { ok: true; tokens: IssuedTokens; replayed: boolean } | { ok: false; reason: RotationFailure };
 
 interface Deps {
@@ -68,14 +69,26 @@ export class RefreshTokens {
   async rotate(presented: string): Promise<RotationResult> {
     const { store, options } = this.#d;
     const tokenHash = hashToken(presented);
-    let record = await store.findRefreshToken(tokenHash);
-    for (let attempt = 0; attempt < 2 && record; attempt++) {
+    // Without a grace window nothing has to be sealed before the update: one statement does it all.
+    if (options.reuseGraceMs === 0) {
+      const now = options.now();
+      const refreshToken = newOpaqueToken();
+      const child = { id: randomUUID(), tokenHash: hashToken(refreshToken), idleExpiresAt: now + options.refreshIdleTtl * 1000 };
+      const exchanged = await store.exchangeRefreshToken(tokenHash, now, child);
+      if (exchanged) {
+        const { user } = exchanged;
+        const access = await this.#d.signer.sign(user.id, user.roles, now, options.accessTokenTtl);
+        return { ok: true, replayed: false, tokens: { accessToken: access.token, accessExp: access.exp, refreshToken, refreshExpiresAt: exchanged.expiresAt, user } };
+      }
+      // Not exchanged: the lookup below says why (reuse, revoked, expired or unknown).
+    }
+    let session = await store.findRefreshSession(tokenHash);
+    for (let attempt = 0; attempt < 2 && session; attempt++) {
+      const { token: record, user } = session;
       const now = options.now();
       if (record.usedAt !== null) return this.#reusedOrGrace(presented, record, now);
       if (record.revokedAt !== null) return { ok: false, reason: 'revoked' };
       if (now >= expiresAt(record)) return { ok: false, reason: 'expired' };
-      const user = await store.findUserById(record.userId);
-      if (!user) return { ok: false, reason: 'user_gone' };
 
       const refreshToken = newOpaqueToken();
       const child = {
@@ -95,21 +108,19 @@ export class RefreshTokens {
         return { ok: true, replayed: false, tokens: { ...pair, refreshExpiresAt: expiresAt(child), user } };
       }
       // Another request rotated (or revoked) this token between our read and our update: look again.
-      record = await store.findRefreshToken(tokenHash);
+      session = await store.findRefreshSession(tokenHash);
     }
-    return { ok: false, reason: record ? 'revoked' : 'unknown' };
+    return { ok: false, reason: session ? 'revoked' : 'unknown' };
   }
 
   async #reusedOrGrace(presented: string, record: RefreshTokenRecord, now: number): Promise<RotationResult> {
     const { store, options, stats } = this.#d;
     if (options.reuseGraceMs > 0 && record.successorSealed && record.revokedAt === null && now - record.usedAt! <= options.reuseGraceMs) {
       const pair = unseal(presented, record.successorSealed) as SealedPair | undefined;
-      const successor = pair && (await store.findRefreshToken(hashToken(pair.refreshToken)));
+      const successor = pair && (await store.findRefreshSession(hashToken(pair.refreshToken)));
       // Only the latest rotation is replayable: once the successor itself was used, this is plain reuse.
-      if (pair && successor && successor.usedAt === null && successor.revokedAt === null) {
-        const user = await store.findUserById(record.userId);
-        if (!user) return { ok: false, reason: 'user_gone' };
-        return { ok: true, replayed: true, tokens: { ...pair, refreshExpiresAt: expiresAt(successor), user } };
+      if (pair && successor && successor.token.usedAt === null && successor.token.revokedAt === null) {
+        return { ok: true, replayed: true, tokens: { ...pair, refreshExpiresAt: expiresAt(successor.token), user: successor.user } };
       }
     }
     const revoked = await store.revokeFamily(record.familyId, now);

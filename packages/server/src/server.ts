@@ -35,6 +35,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     throw error;
   });
   const http = server! as Server;
+  // Longer than the idle timeouts of clients and proxies (undici ~4 s, load balancers 60 s): whoever
+  // reuses a connection must never race the server closing it ("other side closed" under load).
+  http.keepAliveTimeout = 65_000;
+  http.headersTimeout = 66_000;
   const urlHost = info.family === 'IPv6' ? `[${info.address}]` : info.address;
   const url = `http://${urlHost}:${info.port}`;
   // Reset links must not be built from the request's Host header (an attacker could point them elsewhere).

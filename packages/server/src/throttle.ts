@@ -1,47 +1,39 @@
+import type { Store } from './store/types.ts';
+
 /**
- * Sliding-window counter of failed logins, kept in memory per server instance.
- * @remarks Several instances behind a load balancer each keep their own counts.
+ * Sliding-window counter of failed logins, kept in the shared store so every instance on one
+ * database counts the same failures (the limit is global, not per process).
+ * @remarks Checks and records are separate statements: a burst of concurrent wrong passwords may
+ * pass a few more attempts than the limit, never fewer.
  */
 export class LoginThrottle {
-  readonly #failures = new Map<string, number[]>();
+  readonly #store: Store;
   readonly #windowMs: number;
   readonly #now: () => number;
-  /** Bound on remembered keys, so a flood of distinct e-mails cannot grow memory without limit. */
-  readonly #maxKeys: number;
 
-  constructor(options: { windowMs: number; now: () => number; maxKeys?: number }) {
+  constructor(options: { store: Store; windowMs: number; now: () => number }) {
+    this.#store = options.store;
     this.#windowMs = options.windowMs;
     this.#now = options.now;
-    this.#maxKeys = options.maxKeys ?? 50_000;
-  }
-
-  #recent(key: string): number[] {
-    const since = this.#now() - this.#windowMs;
-    const list = (this.#failures.get(key) ?? []).filter((t) => t > since);
-    if (list.length === 0) this.#failures.delete(key);
-    else this.#failures.set(key, list);
-    return list;
   }
 
   /** Milliseconds until `key` may try again, or 0 when it has fewer than `max` recent failures. */
-  retryAfterMs(key: string, max: number): number {
-    const list = this.#recent(key);
-    if (list.length < max) return 0;
-    const oldestThatCounts = list[list.length - max]!;
-    return Math.max(1, oldestThatCounts + this.#windowMs - this.#now());
+  async retryAfterMs(key: string, max: number): Promise<number> {
+    const now = this.#now();
+    const recent = await this.#store.recentLoginFailures(key, now - this.#windowMs, max);
+    if (recent.length < max) return 0;
+    const oldestThatCounts = recent[max - 1]!;
+    return Math.max(1, oldestThatCounts + this.#windowMs - now);
   }
 
-  fail(key: string): void {
-    const list = this.#recent(key);
-    list.push(this.#now());
-    this.#failures.set(key, list);
-    if (this.#failures.size > this.#maxKeys) {
-      const oldest = this.#failures.keys().next().value;
-      if (oldest !== undefined) this.#failures.delete(oldest);
-    }
+  /** Records a failure for each key; failures older than the window are forgotten on the way. */
+  fail(...keys: string[]): Promise<void> {
+    const now = this.#now();
+    return this.#store.recordLoginFailure(keys, now, now - this.#windowMs);
   }
 
-  reset(key: string): void {
-    this.#failures.delete(key);
+  /** Forgets the failures of `key`. */
+  reset(key: string): Promise<void> {
+    return this.#store.clearLoginFailures(key);
   }
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,9 +25,11 @@ describe('over HTTP on a real PostgreSQL', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('uses PostgreSQL and persists the signing key with mode 0600', () => {
+  it('uses PostgreSQL, and two instances started together publish the same one signing key from the store', async () => {
     expect(a.store.kind).toBe('postgres');
-    expect(statSync(join(dataDir, 'keys', 'signing-key.jwk.json')).mode & 0o777).toBe(0o600);
+    const [ka, kb] = await Promise.all([a, b].map(async (s) => (await client(s).get('/.well-known/jwks.json')).body.keys));
+    expect(ka).toHaveLength(1);
+    expect(kb).toEqual(ka);
   });
 
   it('100 parallel refreshes with one token give exactly one 200', async () => {

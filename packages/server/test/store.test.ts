@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPgliteStore } from '../src/store/pglite.ts';
 import { openPostgresStore } from '../src/store/postgres.ts';
-import type { NewRefreshToken, Store, UserRecord } from '../src/store/types.ts';
-import { freshPostgresDatabase } from './helpers.ts';
+import type { NewRefreshToken, SigningKeyRecord, Store, UserRecord } from '../src/store/types.ts';
+import { LoginThrottle } from '../src/throttle.ts';
+import { FakeClock, freshPostgresDatabase } from './helpers.ts';
 
 function user(): UserRecord {
   return { id: randomUUID(), email: `${randomUUID()}@example.test`, name: null, roles: ['user'], passwordHash: 'x', createdAt: 1 };
@@ -20,6 +21,10 @@ function token(userId: string, familyId: string = randomUUID(), parentId: string
     idleExpiresAt: 2000,
     absoluteExpiresAt: 3000,
   };
+}
+
+function key(kid: string, activatesAt = 0): SigningKeyRecord {
+  return { kid, privateJwk: '{}', publicJwk: '{}', createdAt: 0, activatesAt, retiresAt: null };
 }
 
 interface Backend {
@@ -96,6 +101,34 @@ describe.each(backends)('store contract on $name', (backend) => {
     expect(after?.successorId).not.toBeNull();
   });
 
+  it('exchangeRefreshToken (one statement): of 100 concurrent exchanges of one token exactly one wins; used, revoked and expired tokens are not exchanged', async () => {
+    const u = user();
+    await store.createUser(u);
+    const parent = token(u.id);
+    await store.insertRefreshToken(parent);
+    const child = () => ({ id: randomUUID(), tokenHash: randomUUID(), idleExpiresAt: 2500 });
+    const results = await Promise.all(Array.from({ length: 100 }, () => store.exchangeRefreshToken(parent.tokenHash, 1500, child())));
+    const won = results.filter((r) => r !== null);
+    expect(won).toEqual([{ user: u, expiresAt: 2500 }]);
+    const after = await store.findRefreshToken(parent.tokenHash);
+    expect(after?.usedAt).toBe(1500);
+
+    const fresh = token(u.id);
+    await store.insertRefreshToken(fresh);
+    expect(await store.exchangeRefreshToken(fresh.tokenHash, 2000, child())).toBeNull(); // idle expiry 2000
+    const next = { ...child(), idleExpiresAt: 9999 };
+    expect(await store.exchangeRefreshToken(fresh.tokenHash, 1999, next)).toEqual({ user: u, expiresAt: 3000 });
+    expect((await store.findRefreshSession(next.tokenHash))?.token).toMatchObject({
+      id: next.id, familyId: fresh.familyId, parentId: fresh.id, createdAt: 1999, idleExpiresAt: 9999, absoluteExpiresAt: 3000, usedAt: null,
+    });
+    expect((await store.findRefreshToken(fresh.tokenHash))?.successorId).toBe(next.id);
+    const revoked = token(u.id);
+    await store.insertRefreshToken(revoked);
+    await store.revokeFamily(revoked.familyId, 1100);
+    expect(await store.exchangeRefreshToken(revoked.tokenHash, 1200, child())).toBeNull();
+    expect(await store.exchangeRefreshToken('unknown', 1200, child())).toBeNull();
+  });
+
   it('a revoked token cannot be rotated; revokeFamily and revokeAllForUser count what they revoke', async () => {
     const u = user();
     await store.createUser(u);
@@ -136,5 +169,48 @@ describe.each(backends)('store contract on $name', (backend) => {
     const u = { ...user(), name: `'); DELETE FROM users; -- \\ "x" 𝄞 Ωmega` };
     await store.createUser(u);
     expect((await store.findUserById(u.id))?.name).toBe(u.name);
+  });
+
+  it('LoginThrottle blocks at the limit, reports the wait until the oldest counted failure leaves the window, and resets', async () => {
+    const clock = new FakeClock();
+    const t = new LoginThrottle({ store, windowMs: 1000, now: clock.now });
+    const k = `account:${randomUUID()}`;
+    await t.fail(k);
+    clock.advance(100);
+    await t.fail(k);
+    expect(await t.retryAfterMs(k, 3)).toBe(0);
+    await t.fail(k);
+    expect(await t.retryAfterMs(k, 3)).toBe(900);
+    clock.advance(900);
+    expect(await t.retryAfterMs(k, 3)).toBe(0);
+    await t.reset(k);
+    await t.fail(k);
+    expect(await t.retryAfterMs(k, 2)).toBe(0);
+  });
+
+  it('LoginThrottle counts failures recorded through another connection (one limit for every instance)', async () => {
+    const clock = new FakeClock();
+    const other = await reopen();
+    const [a, b] = [store, other].map((s) => new LoginThrottle({ store: s, windowMs: 60_000, now: clock.now }));
+    const k = `account:${randomUUID()}`;
+    await a!.fail(k);
+    await b!.fail(k, `address:${randomUUID()}`);
+    expect(await a!.retryAfterMs(k, 2)).toBe(60_000);
+    expect(await b!.retryAfterMs(k, 3)).toBe(0);
+  });
+
+  it('signing keys: concurrent ensureSigningKey calls leave one key; a rotation retires the old one at the given time', async () => {
+    const others = await Promise.all([reopen(), reopen()]);
+    await Promise.all([store, ...others].map((s, i) => s.ensureSigningKey(key(`first-${i}`))));
+    const first = await store.listSigningKeys(0);
+    expect(first).toHaveLength(1);
+    await store.rotateSigningKey(key('second', 500), 1500);
+    expect((await store.listSigningKeys(1000)).map((k) => [k.kid, k.retiresAt])).toEqual([
+      [first[0]!.kid, 1500],
+      ['second', null],
+    ]);
+    expect((await store.listSigningKeys(1500)).map((k) => k.kid)).toEqual(['second']);
+    await store.ensureSigningKey(key('ignored'));
+    expect((await store.listSigningKeys(2000)).map((k) => k.kid)).toEqual(['second']);
   });
 });

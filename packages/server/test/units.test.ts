@@ -2,8 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { seal, unseal } from '../src/crypto-utils.ts';
 import { resolveOptions } from '../src/options.ts';
 import { hashPassword, verifyPassword } from '../src/passwords.ts';
-import { LoginThrottle } from '../src/throttle.ts';
-import { FakeClock } from './helpers.ts';
 
 describe('passwords (scrypt)', () => {
   it('verifies the right password only, with a per-user salt', async () => {
@@ -24,31 +22,6 @@ describe('passwords (scrypt)', () => {
     for (const stored of ['', 'bcrypt$x', 'scrypt$a$b$c$d$e', 'scrypt$1024$8$1$c2FsdA$c2hvcnQ']) {
       expect(await verifyPassword('x', stored)).toBe(false);
     }
-  });
-});
-
-describe('LoginThrottle', () => {
-  it('blocks at the limit, reports the wait until the oldest counted failure leaves the window, and resets', () => {
-    const clock = new FakeClock();
-    const t = new LoginThrottle({ windowMs: 1000, now: clock.now });
-    t.fail('k');
-    clock.advance(100);
-    t.fail('k');
-    expect(t.retryAfterMs('k', 3)).toBe(0);
-    t.fail('k');
-    expect(t.retryAfterMs('k', 3)).toBe(900);
-    clock.advance(900);
-    expect(t.retryAfterMs('k', 3)).toBe(0);
-    t.reset('k');
-    t.fail('k');
-    expect(t.retryAfterMs('k', 2)).toBe(0);
-  });
-
-  it('bounds the number of remembered keys', () => {
-    const t = new LoginThrottle({ windowMs: 1000, now: () => 0, maxKeys: 10 });
-    for (let i = 0; i < 100; i++) t.fail(`k${i}`);
-    expect(t.retryAfterMs('k0', 1)).toBe(0);
-    expect(t.retryAfterMs('k99', 1)).toBe(1000);
   });
 });
 

@@ -62,4 +62,25 @@ CREATE TABLE outbox (
 );
 `,
   },
+  {
+    id: 2,
+    name: 'signing keys and login failures in the shared store',
+    sql: `
+CREATE TABLE signing_keys (
+  kid TEXT PRIMARY KEY,
+  private_jwk TEXT NOT NULL,
+  public_jwk TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  activates_at BIGINT NOT NULL,
+  retires_at BIGINT
+);
+
+CREATE TABLE login_failures (
+  key TEXT NOT NULL,
+  at BIGINT NOT NULL
+);
+CREATE INDEX login_failures_key_idx ON login_failures (key, at);
+CREATE INDEX login_failures_at_idx ON login_failures (at);
+`,
+  },
 ];

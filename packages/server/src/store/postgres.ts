@@ -10,10 +10,18 @@ export async function openPostgresStore(connectionString: string, options: { max
   const pool = new pg.Pool({ connectionString, max: options.maxConnections ?? 10 });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', () => {});
+  // Every statement of the store is constant text: each gets a name, so a connection parses and plans
+  // it once and later runs send only Bind/Execute (less work for PostgreSQL on every refresh).
+  const names = new Map<string, string>();
+  const named = (text: string) => {
+    let name = names.get(text);
+    if (!name) names.set(text, (name = `tessera_${names.size}`));
+    return name;
+  };
   const db: Db = {
     kind: 'postgres',
-    async query(sql, params) {
-      return (await pool.query(sql, params)).rows;
+    async query(text, values) {
+      return (await pool.query({ name: named(text), text, values: values ?? [] })).rows;
     },
     async transaction(fn) {
       const client = await pool.connect();

@@ -1,5 +1,14 @@
 import { migrations } from './migrations.ts';
-import type { NewRefreshToken, OutboxMessage, RefreshTokenRecord, SecurityEvent, Store, UserRecord } from './types.ts';
+import type {
+  NewRefreshToken,
+  OutboxMessage,
+  RefreshSession,
+  RefreshTokenRecord,
+  SecurityEvent,
+  SigningKeyRecord,
+  Store,
+  UserRecord,
+} from './types.ts';
 
 type Row = Record<string, unknown>;
 
@@ -18,6 +27,8 @@ export interface Db extends Queryable {
 
 /** An arbitrary constant identifying Tessera's migration advisory lock. */
 const MIGRATION_LOCK_KEY = 7_351_902_114;
+/** Serialises the creation of the first signing key. */
+const SIGNING_KEY_LOCK_KEY = 7_351_902_115;
 
 const num = (v: unknown): number => Number(v);
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
@@ -32,6 +43,17 @@ function toUser(r: Row): UserRecord {
     roles: JSON.parse(str(r.roles)) as string[],
     passwordHash: str(r.password_hash),
     createdAt: num(r.created_at),
+  };
+}
+
+function toSigningKey(r: Row): SigningKeyRecord {
+  return {
+    kid: str(r.kid),
+    privateJwk: str(r.private_jwk),
+    publicJwk: str(r.public_jwk),
+    createdAt: num(r.created_at),
+    activatesAt: num(r.activates_at),
+    retiresAt: numOrNull(r.retires_at),
   };
 }
 
@@ -56,8 +78,44 @@ const INSERT_REFRESH = `INSERT INTO refresh_tokens
   (id, token_hash, family_id, parent_id, user_id, created_at, idle_expires_at, absolute_expires_at)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`;
 
+// One statement, so one round trip and no BEGIN/COMMIT: the UPDATE's row lock makes concurrent rotations
+// of one token queue up; under READ COMMITTED the losers re-check `used_at IS NULL` after the winner
+// commits, match nothing, and so insert nothing.
+const ROTATE_REFRESH = `WITH won AS (
+    UPDATE refresh_tokens SET used_at = $9, successor_id = $1, successor_sealed = $10
+    WHERE id = $4 AND used_at IS NULL AND revoked_at IS NULL RETURNING id)
+  INSERT INTO refresh_tokens
+    (id, token_hash, family_id, parent_id, user_id, created_at, idle_expires_at, absolute_expires_at)
+  SELECT $1, $2, $3, won.id, $5, $6::bigint, $7::bigint, $8::bigint FROM won RETURNING id`;
+
+// Lookup, conditional UPDATE and INSERT in one statement: one round trip for a successful refresh.
+const EXCHANGE_REFRESH = `WITH won AS (
+    UPDATE refresh_tokens SET used_at = $2, successor_id = $3
+    WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL
+      AND idle_expires_at > $2 AND absolute_expires_at > $2
+    RETURNING id, family_id, user_id, absolute_expires_at),
+  child AS (
+    INSERT INTO refresh_tokens
+      (id, token_hash, family_id, parent_id, user_id, created_at, idle_expires_at, absolute_expires_at)
+    SELECT $3, $4, won.family_id, won.id, won.user_id, $2::bigint, $5::bigint, won.absolute_expires_at FROM won
+    RETURNING idle_expires_at, absolute_expires_at)
+  SELECT u.*, LEAST(child.idle_expires_at, child.absolute_expires_at) AS child_expires_at
+  FROM won JOIN users u ON u.id = won.user_id CROSS JOIN child`;
+
+const SELECT_SESSION = `SELECT t.id, t.token_hash, t.family_id, t.parent_id, t.user_id, t.created_at, t.idle_expires_at,
+    t.absolute_expires_at, t.used_at, t.revoked_at, t.successor_id, t.successor_sealed,
+    u.email, u.name, u.roles, u.password_hash, u.created_at AS user_created_at
+  FROM refresh_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1`;
+
 function refreshParams(t: NewRefreshToken): unknown[] {
   return [t.id, t.tokenHash, t.familyId, t.parentId, t.userId, t.createdAt, t.idleExpiresAt, t.absoluteExpiresAt];
+}
+
+function insertSigningKey(tx: Queryable, k: SigningKeyRecord): Promise<Row[]> {
+  return tx.query(
+    'INSERT INTO signing_keys (kid, private_jwk, public_jwk, created_at, activates_at, retires_at) VALUES ($1, $2, $3, $4, $5, $6)',
+    [k.kid, k.privateJwk, k.publicJwk, k.createdAt, k.activatesAt, k.retiresAt],
+  );
 }
 
 /** The {@link Store} implementation shared by PGlite and PostgreSQL; every query is parameterised. */
@@ -122,19 +180,25 @@ export class SqlStore implements Store {
     return rows[0] ? toRefreshToken(rows[0]) : null;
   }
 
+  async findRefreshSession(tokenHash: string): Promise<RefreshSession | null> {
+    const r = (await this.#db.query(SELECT_SESSION, [tokenHash]))[0];
+    if (!r) return null;
+    return { token: toRefreshToken(r), user: toUser({ ...r, id: r.user_id, created_at: r.user_created_at }) };
+  }
+
   async rotateRefreshToken(parentId: string, usedAt: number, successorSealed: string | null, child: NewRefreshToken): Promise<boolean> {
-    return this.#db.transaction(async (tx) => {
-      // The row lock taken by this UPDATE makes concurrent rotations of one token queue up; under
-      // READ COMMITTED the losers re-check `used_at IS NULL` after the winner commits and match nothing.
-      const won = await tx.query(
-        `UPDATE refresh_tokens SET used_at = $2, successor_id = $3, successor_sealed = $4
-         WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL RETURNING id`,
-        [parentId, usedAt, child.id, successorSealed],
-      );
-      if (won.length !== 1) return false;
-      await tx.query(INSERT_REFRESH, refreshParams(child));
-      return true;
-    });
+    if (child.parentId !== parentId) throw new TypeError('rotateRefreshToken: child.parentId must be parentId');
+    const rows = await this.#db.query(ROTATE_REFRESH, [...refreshParams(child), usedAt, successorSealed]);
+    return rows.length === 1;
+  }
+
+  async exchangeRefreshToken(
+    tokenHash: string,
+    now: number,
+    child: { id: string; tokenHash: string; idleExpiresAt: number },
+  ): Promise<{ user: UserRecord; expiresAt: number } | null> {
+    const r = (await this.#db.query(EXCHANGE_REFRESH, [tokenHash, now, child.id, child.tokenHash, child.idleExpiresAt]))[0];
+    return r ? { user: toUser(r), expiresAt: num(r.child_expires_at) } : null;
   }
 
   async revokeFamily(familyId: string, at: number): Promise<number> {
@@ -151,6 +215,50 @@ export class SqlStore implements Store {
       [userId, at],
     );
     return rows.length;
+  }
+
+  async listSigningKeys(now: number): Promise<SigningKeyRecord[]> {
+    const rows = await this.#db.query(
+      'SELECT * FROM signing_keys WHERE retires_at IS NULL OR retires_at > $1 ORDER BY activates_at, kid',
+      [now],
+    );
+    return rows.map(toSigningKey);
+  }
+
+  async ensureSigningKey(k: SigningKeyRecord): Promise<void> {
+    await this.#db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [SIGNING_KEY_LOCK_KEY]);
+      const current = await tx.query('SELECT kid FROM signing_keys WHERE retires_at IS NULL LIMIT 1');
+      if (current.length === 0) await insertSigningKey(tx, k);
+    });
+  }
+
+  async rotateSigningKey(next: SigningKeyRecord, retiresAt: number): Promise<void> {
+    await this.#db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [SIGNING_KEY_LOCK_KEY]);
+      await tx.query('UPDATE signing_keys SET retires_at = $1 WHERE retires_at IS NULL', [retiresAt]);
+      await insertSigningKey(tx, next);
+    });
+  }
+
+  async recentLoginFailures(key: string, since: number, limit: number): Promise<number[]> {
+    const rows = await this.#db.query(
+      'SELECT at FROM login_failures WHERE key = $1 AND at > $2 ORDER BY at DESC LIMIT $3',
+      [key, since, limit],
+    );
+    return rows.map((r) => num(r.at));
+  }
+
+  async recordLoginFailure(keys: string[], at: number, forgetBefore: number): Promise<void> {
+    await this.#db.query(
+      `WITH forgotten AS (DELETE FROM login_failures WHERE at <= $2)
+       INSERT INTO login_failures (key, at) SELECT k, $1::bigint FROM unnest($3::text[]) AS k`,
+      [at, forgetBefore, keys],
+    );
+  }
+
+  async clearLoginFailures(key: string): Promise<void> {
+    await this.#db.query('DELETE FROM login_failures WHERE key = $1', [key]);
   }
 
   async insertSecurityEvent(e: SecurityEvent): Promise<void> {

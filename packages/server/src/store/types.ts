@@ -27,6 +27,24 @@ export interface RefreshTokenRecord {
 
 export type NewRefreshToken = Omit<RefreshTokenRecord, 'usedAt' | 'revokedAt' | 'successorId' | 'successorSealed'>;
 
+/** A token-signing key. Private keys are JWK JSON; only the public half is ever published. Times in ms. */
+export interface SigningKeyRecord {
+  kid: string;
+  privateJwk: string;
+  publicJwk: string;
+  createdAt: number;
+  /** From this instant the key signs new tokens (until a newer key activates). */
+  activatesAt: number;
+  /** From this instant the key neither signs nor verifies; null while it is the newest key. */
+  retiresAt: number | null;
+}
+
+/** A refresh token with the user it belongs to (one indexed lookup on the refresh path). */
+export interface RefreshSession {
+  token: RefreshTokenRecord;
+  user: UserRecord;
+}
+
 /** A row of `security_events`. */
 export interface SecurityEvent {
   id: string;
@@ -66,15 +84,42 @@ export interface Store {
 
   insertRefreshToken(token: NewRefreshToken): Promise<void>;
   findRefreshToken(tokenHash: string): Promise<RefreshTokenRecord | null>;
+  /** The refresh token with this hash and its user, in one query; null when unknown. */
+  findRefreshSession(tokenHash: string): Promise<RefreshSession | null>;
   /**
-   * Atomically marks `parentId` used (only if it is neither used nor revoked) and inserts `child`.
-   * Resolves false, changing nothing, when another rotation won.
+   * Atomically marks `parentId` used (only if it is neither used nor revoked) and inserts `child`, in
+   * one statement. Resolves false, changing nothing, when another rotation won.
    */
   rotateRefreshToken(parentId: string, usedAt: number, successorSealed: string | null, child: NewRefreshToken): Promise<boolean>;
+  /**
+   * The refresh fast path, one statement: when the token with this hash is unused, not revoked and not
+   * expired at `now`, marks it used and inserts `child` as its successor (same family and absolute
+   * expiry, created at `now`). Resolves the user and when the child expires (ms); null, changing
+   * nothing, otherwise (look the token up to say why). Atomic like {@link Store.rotateRefreshToken}.
+   */
+  exchangeRefreshToken(
+    tokenHash: string,
+    now: number,
+    child: { id: string; tokenHash: string; idleExpiresAt: number },
+  ): Promise<{ user: UserRecord; expiresAt: number } | null>;
   /** Revokes every not yet revoked token of a family; resolves how many were revoked. */
   revokeFamily(familyId: string, at: number): Promise<number>;
   /** Revokes every refresh token of a user; resolves how many were revoked. */
   revokeAllForUser(userId: string, at: number): Promise<number>;
+
+  /** Keys that have not retired at `now`, oldest activation first. */
+  listSigningKeys(now: number): Promise<SigningKeyRecord[]>;
+  /** Inserts `key` unless a key that has not retired exists; serialised so instances starting together agree on one. */
+  ensureSigningKey(key: SigningKeyRecord): Promise<void>;
+  /** In one transaction: every key without a retirement time retires at `retiresAt`, and `next` is inserted. */
+  rotateSigningKey(next: SigningKeyRecord, retiresAt: number): Promise<void>;
+
+  /** Times of the failures recorded for `key` after `since`, newest first, at most `limit`. */
+  recentLoginFailures(key: string, since: number, limit: number): Promise<number[]>;
+  /** Records one failure at `at` for each key, and forgets every failure at or before `forgetBefore`. */
+  recordLoginFailure(keys: string[], at: number, forgetBefore: number): Promise<void>;
+  /** Forgets the failures of `key` (a successful login). */
+  clearLoginFailures(key: string): Promise<void>;
 
   insertSecurityEvent(event: SecurityEvent): Promise<void>;
   listSecurityEvents(filter?: { userId?: string; familyId?: string }): Promise<SecurityEvent[]>;
