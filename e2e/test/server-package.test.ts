@@ -35,8 +35,8 @@ async function servePages(dir: string): Promise<{ url: string; server: Server }>
 const close = (server?: Server) => new Promise((resolve) => (server ? (server.closeAllConnections(), server.close(resolve)) : resolve(null)));
 
 /** `npx tessera-server …` in `cwd`, its own process group; resolves the URL it printed (bounded). */
-function startInstalled(cwd: string, args: string[], timeoutMs = 90_000): Promise<{ url: string; child: ChildProcess; output: () => string }> {
-  const child = spawn('npx', ['--no-install', 'tessera-server', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+function startInstalled(cwd: string, args: string[], env: Record<string, string> = {}, timeoutMs = 90_000): Promise<{ url: string; child: ChildProcess; output: () => string }> {
+  const child = spawn('npx', ['--no-install', 'tessera-server', ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`tessera-server printed no URL in ${timeoutMs} ms:\n${out}`)), timeoutMs);
@@ -77,6 +77,7 @@ describe('@tessera/server from its packed tarball', () => {
   let app: { url: string; server: Server };
   let stranger: { url: string; server: Server };
   let tessera: Awaited<ReturnType<typeof startInstalled>>;
+  let withCookie: Awaited<ReturnType<typeof startInstalled>>;
   let launched: LaunchedBrowser;
 
   beforeAll(async () => {
@@ -89,12 +90,16 @@ describe('@tessera/server from its packed tarball', () => {
     await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', `./${packed!.filename}`], { cwd: folder, timeoutMs: 300_000 });
     pagesDir = await buildPages();
     [app, stranger] = await Promise.all([servePages(pagesDir), servePages(pagesDir)]);
-    [tessera, launched] = await Promise.all([startInstalled(folder, ['--port', '0', '--cors-origin', app.url, '--access-ttl', '30']), launchBrowser()]);
+    [tessera, withCookie, launched] = await Promise.all([
+      startInstalled(folder, ['--port', '0', '--cors-origin', app.url, '--access-ttl', '30']),
+      startInstalled(folder, ['--port', '0', '--refresh-token', 'cookie', '--data-dir', 'cookie-data'], { TESSERA_CORS_ORIGINS: app.url }),
+      launchBrowser(),
+    ]);
   }, 600_000);
 
   afterAll(async () => {
     await launched?.close();
-    await stop(tessera?.child);
+    await Promise.all([stop(tessera?.child), stop(withCookie?.child)]);
     await Promise.all([close(app?.server), close(stranger?.server)]);
     if (pagesDir) rmSync(pagesDir, { recursive: true, force: true });
     if (folder) rmSync(folder, { recursive: true, force: true });
@@ -126,6 +131,27 @@ describe('@tessera/server from its packed tarball', () => {
     expect(result.events).toEqual(expect.arrayContaining(['login', 'refresh']));
     expect(result.status).toBe(200);
     expect(result.body.sub).toBe((result.refreshed.user as { id: string }).id);
+    await page.close();
+  });
+
+  it('with the refresh token in an httpOnly cookie (CORS with credentials), the page signs in and refreshes', async () => {
+    expect(withCookie.output()).toContain(`CORS origins: ${app.url}; refresh token in the cookie`);
+    const page = await openPage(launched, app.url);
+    const result = await page.evaluate(async (api) => {
+      const h = window.harness;
+      h.start({ baseUrl: `${api}/auth`, allowedOrigins: [api], refreshToken: 'cookie' });
+      await h.signIn(`cookie-${Date.now()}@example.test`, 'correct horse battery');
+      const signedIn = h.snapshot();
+      await h.engine().refresh();
+      const refreshed = h.snapshot();
+      const res = await h.engine().fetch(`${api}/api/data`);
+      return { signedIn, refreshed, status: res.status, cookieVisible: document.cookie.includes('tessera_refresh') };
+    }, withCookie.url);
+    expect(result.signedIn.status).toBe('authenticated');
+    expect(result.refreshed).toMatchObject({ status: 'authenticated', error: null });
+    expect(result.refreshed.generation).toBeGreaterThan(result.signedIn.generation);
+    expect(result.status).toBe(200);
+    expect(result.cookieVisible).toBe(false);
     await page.close();
   });
 
