@@ -84,7 +84,10 @@ export async function launch(argv: readonly string[], env: Environment, launchOp
   try {
     if (options.dataDir) checkDataDir(options.dataDir);
     server = await startServer(options);
-    await launchOptions.started?.(server);
+    await Promise.resolve(launchOptions.started?.(server)).catch(async (error: unknown) => {
+      await server.close().catch(() => {});
+      throw error;
+    });
   } catch (error) {
     err(`${command}: ${startFailure(error, options)}`);
     process.exitCode = error instanceof ConfigError ? 2 : 1;
