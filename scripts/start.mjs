@@ -27,10 +27,10 @@ if (build.status !== 0) {
 }
 console.log(`[start] demo page built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
-const server = spawn(process.execPath, ['--import', 'tsx', join(root, 'packages/server/src/cli.ts')], {
+const server = spawn(process.execPath, ['--import', 'tsx', join(root, 'packages/server/src/demo.ts')], {
   cwd: root,
   stdio: 'inherit',
-  env: { ...process.env, TESSERA_STATIC_DIR: process.env.TESSERA_STATIC_DIR || join(demo, 'dist') },
+  env: { ...process.env, TESSERA_STATIC_DIR: process.env.TESSERA_STATIC_DIR || join(demo, 'dist'), TESSERA_DATA_DIR: process.env.TESSERA_DATA_DIR || join(root, '.data') },
 });
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => server.kill(signal));
 server.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -32,6 +32,8 @@ export interface StartOptions {
   /** Where the reference server's auth routes are. @default '/auth' */
   baseUrl?: string;
   refreshToken?: 'body' | 'cookie';
+  /** Origins besides the page's that get the token (a server on another origin). */
+  allowedOrigins?: string[];
   /** DPoP (`tessera/dpop`): the key in this origin's IndexedDB, proofs on the token endpoint and every request. */
   dpop?: boolean;
 }
@@ -123,6 +125,7 @@ const harness = {
       retry: options.retry,
       joinTimeout: options.joinTimeout,
       lockPatience: options.lockPatience,
+      allowedOrigins: options.allowedOrigins,
     });
     for (const type of EVENTS)
       auth.on(type, (n) =>

@@ -1,6 +1,8 @@
 import { defineConfig } from 'vitest/config'
 
 export default defineConfig({
+  // @tessera/server (used by the tests) from its source, without a build.
+  ssr: { resolve: { conditions: ['@tessera/source'] } },
   test: {
     include: ['test/**/*.test.ts', 'test/**/*.test.tsx'],
     environment: 'node',

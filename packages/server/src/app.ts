@@ -81,7 +81,7 @@ export async function createApp(input: ServerOptions = {}): Promise<TesseraApp> 
     c.res.headers.set('X-Content-Type-Options', 'nosniff');
     c.res.headers.set('Referrer-Policy', 'no-referrer');
   });
-  app.use('*', cors(options.corsOrigins));
+  app.use('*', cors(options.corsOrigins, { credentials: options.refreshTokenDelivery === 'cookie' }));
   app.use('/auth/refresh', async (c, next) => {
     if (c.req.method === 'POST') stats.counters.refresh.calls++;
     await next();

@@ -4,17 +4,26 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { AppContext, C, Env } from './context.ts';
 import { bearerToken, clientAddress } from './context.ts';
 import { hashToken, newOpaqueToken } from './crypto-utils.ts';
-import { errorResponse, invalidToken } from './http-errors.ts';
+import { HttpError, errorResponse, invalidToken } from './http-errors.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
 import type { IssuedTokens } from './refresh-tokens.ts';
 import { field, hasBody, readJson } from './request-body.ts';
-import { MAX_PASSWORD_LENGTH, createUser, looksLikeEmail, normalizeEmail, passwordTooShort, publicUser } from './users.ts';
+import { MAX_PASSWORD_LENGTH, createUser, hasInvisibleCharacters, looksLikeEmail, normalizeEmail, passwordTooShort, publicUser } from './users.ts';
 
 export const REFRESH_COOKIE = 'tessera_refresh';
 const RESET_TTL_MS = 15 * 60 * 1000;
 const EMAIL = { max: 254 };
 const PASSWORD = { max: MAX_PASSWORD_LENGTH };
 const OPAQUE = { max: 512 };
+
+/** The `email` field in its normalized form; bidi controls and other invisible characters are a 400. */
+function emailField(body: unknown): string {
+  const email = field(body, 'email', EMAIL);
+  if (hasInvisibleCharacters(email)) {
+    throw new HttpError(400, 'invalid_request', 'email: must not contain control, bidirectional or other invisible characters.');
+  }
+  return normalizeEmail(email);
+}
 
 /** The /auth/* routes. */
 export function authRoutes(ctx: AppContext): Hono<Env> {
@@ -74,10 +83,10 @@ export function authRoutes(ctx: AppContext): Hono<Env> {
 
   app.post('/register', async (c) => {
     const body = await readJson(c, limit);
-    const email = field(body, 'email', EMAIL);
+    const email = emailField(body);
     const password = field(body, 'password', PASSWORD);
     const name = field(body, 'name', { max: 200, optional: true, allowEmpty: true });
-    if (!looksLikeEmail(normalizeEmail(email))) return errorResponse(c, 400, 'invalid_request', 'email: not an e-mail address.');
+    if (!looksLikeEmail(email)) return errorResponse(c, 400, 'invalid_request', 'email: not an e-mail address.');
     if (passwordTooShort(password)) return weakPassword(c);
     const user = await createUser(store, { email, password, name: name || null }, options.scryptCost, options.now());
     if (!user) return errorResponse(c, 409, 'email_taken', 'An account with this e-mail already exists.');
@@ -86,7 +95,7 @@ export function authRoutes(ctx: AppContext): Hono<Env> {
 
   app.post('/login', async (c) => {
     const body = await readJson(c, limit);
-    const email = normalizeEmail(field(body, 'email', EMAIL));
+    const email = emailField(body);
     const password = field(body, 'password', PASSWORD);
     const accountKey = `account:${email}`;
     const addressKey = `address:${clientAddress(c)}`;
@@ -143,7 +152,7 @@ export function authRoutes(ctx: AppContext): Hono<Env> {
   });
 
   app.post('/forgot-password', async (c) => {
-    const email = normalizeEmail(field(await readJson(c, limit), 'email', EMAIL));
+    const email = emailField(await readJson(c, limit));
     const user = await store.findUserByEmail(email);
     if (user) {
       const now = options.now();

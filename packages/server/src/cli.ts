@@ -1,51 +1,8 @@
+#!/usr/bin/env node
 /**
- * Development server: `npm start` at the repo root, or `npx tsx packages/server/src/cli.ts`.
- * Listens on 127.0.0.1:$PORT (default 8787), keeps PGlite data and the signing key in `<repo>/.data`
- * (PostgreSQL when DATABASE_URL is set), enables fault injection and seeds a demo user.
+ * `tessera-server`: the token server as a command. `tessera-server --help` lists every setting
+ * (flags, or environment variables). The demo of this repository runs src/demo.ts instead.
  */
-import { fileURLToPath } from 'node:url';
-import { resolve } from 'node:path';
-import { startServer } from './server.ts';
-import { ensureUser } from './users.ts';
+import { launch } from './launch.ts';
 
-const DEMO_EMAIL = 'demo@tessera.dev';
-const DEMO_PASSWORD = 'tessera-demo';
-const repoRoot = resolve(fileURLToPath(import.meta.url), '../../../..');
-
-const port = Number(process.env.PORT ?? 8787);
-if (!Number.isInteger(port) || port < 0 || port > 65535) {
-  console.error(`PORT must be a port number, got ${process.env.PORT}`);
-  process.exit(1);
-}
-
-const server = await startServer({
-  port,
-  dataDir: process.env.TESSERA_DATA_DIR ?? resolve(repoRoot, '.data'),
-  databaseUrl: process.env.DATABASE_URL || undefined,
-  staticDir: process.env.TESSERA_STATIC_DIR || undefined,
-  faults: true,
-  accessTokenTtl: Number(process.env.TESSERA_ACCESS_TTL ?? 20),
-  reuseGraceMs: Number(process.env.TESSERA_REUSE_GRACE_MS ?? 0),
-  // The dev server plays the mail service: it prints reset links (the only place a secret is printed).
-  mailer: (message) => console.log(`[tessera] password reset for ${message.recipient}: ${String(message.payload.link)}`),
-});
-await ensureUser(server.store, { email: DEMO_EMAIL, password: DEMO_PASSWORD, name: 'Demo User', roles: ['user', 'demo'] }, server.options.scryptCost);
-
-console.log(`Tessera reference token server on ${server.url} (${server.store.kind})`);
-console.log(`Demo account: ${DEMO_EMAIL} / ${DEMO_PASSWORD}`);
-console.log(`Access tokens live ${server.options.accessTokenTtl} s; fault injection at POST ${server.url}/__faults`);
-
-let stopping = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (stopping) process.exit(1);
-    stopping = true;
-    server.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        console.error(error);
-        process.exit(1);
-      },
-    );
-  });
-}
+await launch(process.argv.slice(2), process.env);

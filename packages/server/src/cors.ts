@@ -1,10 +1,11 @@
 import type { MiddlewareHandler } from 'hono';
 
 /**
- * CORS for an explicit list of origins, with credentials. Other origins get no CORS headers (the
- * browser then refuses the response); there is no wildcard.
+ * CORS for an explicit list of origins. Other origins get no CORS headers (the browser then refuses
+ * the response); there is no wildcard. `credentials` (the refresh token in a cookie) adds
+ * `Access-Control-Allow-Credentials: true`, which a page's `credentials: 'include'` needs.
  */
-export function cors(origins: readonly string[]): MiddlewareHandler {
+export function cors(origins: readonly string[], { credentials }: { credentials: boolean }): MiddlewareHandler {
   const allowed = new Set(origins);
   return async (c, next) => {
     const origin = c.req.header('origin');
@@ -13,7 +14,7 @@ export function cors(origins: readonly string[]): MiddlewareHandler {
       const headers = new Headers({ Vary: 'Origin' });
       if (ok) {
         headers.set('Access-Control-Allow-Origin', origin);
-        headers.set('Access-Control-Allow-Credentials', 'true');
+        if (credentials) headers.set('Access-Control-Allow-Credentials', 'true');
         headers.set('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
         headers.set('Access-Control-Allow-Headers', 'Content-Type, Authorization');
         headers.set('Access-Control-Max-Age', '600');
@@ -24,7 +25,7 @@ export function cors(origins: readonly string[]): MiddlewareHandler {
     c.res.headers.append('Vary', 'Origin');
     if (ok) {
       c.res.headers.set('Access-Control-Allow-Origin', origin);
-      c.res.headers.set('Access-Control-Allow-Credentials', 'true');
+      if (credentials) c.res.headers.set('Access-Control-Allow-Credentials', 'true');
       c.res.headers.set('Access-Control-Expose-Headers', 'WWW-Authenticate, Retry-After');
     }
   };

@@ -50,7 +50,7 @@ export interface ServerOptions {
   reuseGraceMs?: number;
   /** Where the refresh token travels. @default 'body' */
   refreshTokenDelivery?: 'body' | 'cookie';
-  /** Origins allowed by CORS (credentials allowed). No wildcard. @default [] */
+  /** Origins allowed by CORS (with credentials in cookie delivery). No wildcard. @default [] */
   corsOrigins?: string[];
   /** scrypt cost N (power of two). @default 16384 */
   scryptCost?: number;

@@ -2,6 +2,28 @@ import type { Context } from 'hono';
 import { HttpError } from './http-errors.ts';
 
 const JSON_TYPE = /^application\/json\s*(;.*)?$/i;
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)"?/i;
+/** Deepest nesting of arrays and objects a JSON body may have. */
+export const MAX_JSON_DEPTH = 64;
+
+/** Nesting depth of the JSON text's arrays and objects (brackets inside strings do not count). */
+function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (inString) {
+      if (ch === 0x5c) i++; // backslash: skip the escaped character
+      else if (ch === 0x22) inString = false;
+    } else if (ch === 0x22) inString = true;
+    else if (ch === 0x5b || ch === 0x7b) max = Math.max(max, ++depth);
+    else if (ch === 0x5d || ch === 0x7d) depth--;
+  }
+  return max;
+}
+/** Sent with answers given before the body was read: the connection cannot carry another request. */
+const CLOSE = { Connection: 'close' };
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Whether the request announces or carries a body. */
@@ -11,18 +33,9 @@ export function hasBody(c: Context): boolean {
   return c.req.header('transfer-encoding') !== undefined;
 }
 
-/**
- * Refuses a request whose body is left unread: the connection closes after the answer, and says
- * so, so that no client sends its next request on a socket the server is about to drop.
- */
-function unread(c: Context, error: HttpError): HttpError {
-  c.header('connection', 'close');
-  return error;
-}
-
 async function readLimited(c: Context, limit: number): Promise<Uint8Array> {
   const declared = Number(c.req.header('content-length') ?? '0');
-  const tooLarge = () => unread(c, new HttpError(413, 'payload_too_large', `The request body exceeds ${limit} bytes.`));
+  const tooLarge = () => new HttpError(413, 'payload_too_large', `The request body exceeds ${limit} bytes.`, CLOSE);
   if (declared > limit) throw tooLarge();
   const stream = c.req.raw.body;
   if (!stream) return new Uint8Array();
@@ -43,14 +56,19 @@ async function readLimited(c: Context, limit: number): Promise<Uint8Array> {
 }
 
 /**
- * Reads a JSON request body: checks Content-Type (415), size (413), UTF-8 and syntax (400).
+ * Reads a JSON request body: checks Content-Type and its charset (415), size (413), UTF-8, nesting
+ * depth and syntax (400).
  * @param shape 'object' requires a JSON object; 'any' accepts any JSON value.
  * @throws HttpError
  */
 export async function readJson(c: Context, limit: number, shape: 'object' | 'any' = 'object'): Promise<unknown> {
   const type = c.req.header('content-type') ?? '';
   if (!JSON_TYPE.test(type)) {
-    throw unread(c, new HttpError(415, 'unsupported_media_type', 'Send the body as application/json.'));
+    throw new HttpError(415, 'unsupported_media_type', 'Send the body as application/json.', CLOSE);
+  }
+  const charset = CHARSET.exec(type)?.[1];
+  if (charset !== undefined && charset.toLowerCase() !== 'utf-8' && charset.toLowerCase() !== 'utf8') {
+    throw new HttpError(415, 'unsupported_media_type', 'Send the body as application/json in UTF-8 (charset=utf-8 or no charset).', CLOSE);
   }
   const bytes = await readLimited(c, limit);
   let text: string;
@@ -58,6 +76,9 @@ export async function readJson(c: Context, limit: number, shape: 'object' | 'any
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
     throw new HttpError(400, 'invalid_request', 'body: not valid UTF-8.');
+  }
+  if (jsonDepth(text) > MAX_JSON_DEPTH) {
+    throw new HttpError(400, 'invalid_request', `body: nested deeper than ${MAX_JSON_DEPTH} levels.`);
   }
   let value: unknown;
   try {

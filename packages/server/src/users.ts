@@ -18,9 +18,21 @@ export function publicUser(u: UserRecord): PublicUser {
   return { id: u.id, email: u.email, name: u.name, roles: u.roles };
 }
 
-/** Trimmed, NFC, lower case: the form e-mails are stored and looked up in. */
+/**
+ * Trimmed, NFKC, lower case: the form e-mails are stored, looked up and compared in, so that
+ * compatibility spellings (full-width `ｄｅｍｏ@…`, ligatures, mathematical letters) and case
+ * cannot make a second account for the same address.
+ */
 export function normalizeEmail(email: string): string {
-  return email.trim().normalize('NFC').toLowerCase();
+  return email.trim().normalize('NFKC').toLowerCase().normalize('NFKC');
+}
+
+/** Control and format characters (bidi overrides and isolates, zero-width joiners, soft hyphens, BOM). */
+const INVISIBLE = /[\p{Cc}\p{Cf}]/u;
+
+/** Whether the address contains characters that change how it displays without being seen. */
+export function hasInvisibleCharacters(email: string): boolean {
+  return INVISIBLE.test(email);
 }
 
 export function looksLikeEmail(email: string): boolean {

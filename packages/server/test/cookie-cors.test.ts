@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveOptions } from '../src/options.ts';
+import { createApp } from '../src/app.ts';
+import { resolveOptions, silentLogger } from '../src/options.ts';
 import type { Store } from '../src/store/types.ts';
 import { FakeClock, client, openTestPglite, startTestServer, uniqueEmail, type RunningServer } from './helpers.ts';
 
@@ -109,6 +110,28 @@ describe('CORS', () => {
     const ok = await fetch(`${server.url}/.well-known/jwks.json`, { headers: { origin: ALLOWED } });
     expect(ok.headers.get('access-control-allow-origin')).toBe(ALLOWED);
     expect(ok.headers.get('vary')).toContain('Origin');
+  });
+
+  it('with the refresh token in the body: a listed origin gets CORS without credentials, others nothing', async () => {
+    const body = await createApp({ store, corsOrigins: [ALLOWED], scryptCost: 1024, logger: silentLogger });
+    try {
+      const preflight = (origin: string) =>
+        body.app.request('http://127.0.0.1/auth/login', {
+          method: 'OPTIONS',
+          headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+        });
+      const ok = await preflight(ALLOWED);
+      expect(ok.headers.get('access-control-allow-origin')).toBe(ALLOWED);
+      expect(ok.headers.get('access-control-allow-methods')).toContain('POST');
+      expect(ok.headers.get('access-control-allow-credentials')).toBeNull();
+      const other = await preflight('http://127.0.0.1:1');
+      expect(other.headers.get('access-control-allow-origin')).toBeNull();
+      const jwks = await body.app.request('http://127.0.0.1/.well-known/jwks.json', { headers: { origin: ALLOWED } });
+      expect(jwks.headers.get('access-control-allow-origin')).toBe(ALLOWED);
+      expect(jwks.headers.get('access-control-allow-credentials')).toBeNull();
+    } finally {
+      await body.close();
+    }
   });
 
   it('refuses a wildcard origin in the options', () => {

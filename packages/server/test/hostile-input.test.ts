@@ -83,6 +83,17 @@ const cases: Case[] = [
   { name: 'reset token as object', path: '/auth/reset-password', body: '{"token": {}, "password": "long enough"}', headers: JSON_CT, status: 400, error: 'invalid_request' },
   { name: 'forgot-password email as array', path: '/auth/forgot-password', body: '{"email": ["demo@tessera.dev"]}', headers: JSON_CT, status: 400, error: 'invalid_request' },
   { name: 'deeply nested JSON to echo (not an object where one is needed)', path: '/auth/login', body: '['.repeat(3000) + ']'.repeat(3000), headers: JSON_CT, status: 400, error: 'invalid_request' },
+  { name: '5 000-deep arrays to echo (any JSON accepted there)', path: '/api/echo', body: '['.repeat(5000) + ']'.repeat(5000), headers: JSON_CT, auth: true, status: 400, error: 'invalid_request' },
+  { name: '3 000-deep objects to echo', path: '/api/echo', body: '{"":'.repeat(3000) + '1' + '}'.repeat(3000), headers: JSON_CT, auth: true, status: 400, error: 'invalid_request' },
+  { name: 'JSON declared as UTF-16', path: '/api/echo', body: '{"a":1}', headers: { 'content-type': 'application/json; charset=utf-16' }, auth: true, status: 415, error: 'unsupported_media_type' },
+  { name: 'JSON declared as ISO-8859-1 (quoted charset) on login', ...login('{"email":"a@b.c","password":"xxxxxxxx"}'), headers: { 'content-type': 'application/json;charset="iso-8859-1"' }, status: 415, error: 'unsupported_media_type' },
+  { name: 'right-to-left override in a registered e-mail', ...register({ email: 'evil\u202Egpj.exe@b.c', password: 'long enough' }), status: 400, error: 'invalid_request' },
+  { name: 'bidi isolate in a login e-mail', ...login(JSON.stringify({ email: '\u2067demo@tessera.dev\u2069', password: DEMO.password })), status: 400, error: 'invalid_request' },
+  { name: 'zero-width space in a registered e-mail', ...register({ email: 'de\u200Bmo@tessera.dev', password: 'long enough' }), status: 400, error: 'invalid_request' },
+  { name: 'left-to-right mark in forgot-password', path: '/auth/forgot-password', body: JSON.stringify({ email: 'demo@tessera.dev\u200E' }), headers: JSON_CT, status: 400, error: 'invalid_request' },
+  { name: 'full-width spelling of the demo address registers nothing new', ...register({ email: 'ｄｅｍｏ@ｔｅｓｓｅｒａ.ｄｅｖ', password: 'long enough' }), status: 409, error: 'email_taken' },
+  { name: 'upper case and spaces around the demo address', ...register({ email: '  DEMO@Tessera.DEV ', password: 'long enough' }), status: 409, error: 'email_taken' },
+  { name: 'mathematical bold letters spelling the demo address', ...register({ email: '𝐝𝐞𝐦𝐨@tessera.dev', password: 'long enough' }), status: 409, error: 'email_taken' },
   { name: 'echo with a wrong content type', path: '/api/echo', body: '{"a":1}', headers: { 'content-type': 'text/json' }, auth: true, status: 415, error: 'unsupported_media_type' },
   { name: 'echo with malformed JSON', path: '/api/echo', body: '{"a":', headers: JSON_CT, auth: true, status: 400, error: 'invalid_request' },
   { name: 'garbage Authorization header', method: 'GET', path: '/api/data', headers: { authorization: 'Bearer \u00e9\u00e9' }, status: 401, error: 'invalid_token' },
@@ -117,6 +128,21 @@ describe('hostile input corpus', () => {
     expect(res.status).toBe(200);
     expect((await api.get('/auth/me', api.bearer(res.body.access_token))).body.email).toBe(DEMO.email);
     expect(await store.findUserByEmail('long@b.c')).toBeNull();
+  });
+
+  it('accepts what is near the limits: 64-deep JSON, charset=UTF-8, a look-alike spelling logs into the one account', async () => {
+    const nested = '['.repeat(64) + ']'.repeat(64);
+    const echo = await fetch(`${server.url}/api/echo`, { method: 'POST', headers: { 'content-type': 'application/json; charset=UTF-8', authorization: `Bearer ${access}` }, body: nested });
+    expect(echo.status).toBe(200);
+    expect(JSON.stringify((await echo.json()).body)).toBe(nested);
+    const deeper = await fetch(`${server.url}/api/echo`, { method: 'POST', headers: { ...JSON_CT, authorization: `Bearer ${access}` }, body: `[${nested}]` });
+    expect(deeper.status).toBe(400);
+    // Brackets inside strings are text, not nesting.
+    const text = await api.post('/api/echo', { s: '['.repeat(5000) }, api.bearer(access));
+    expect(text.status).toBe(200);
+    const lookalike = await api.login('ＤＥＭＯ@ｔｅｓｓｅｒａ.ｄｅｖ', DEMO.password);
+    expect(lookalike.status).toBe(200);
+    expect(lookalike.body.user.email).toBe(DEMO.email);
   });
 
   it('names the offending field in invalid_request', async () => {

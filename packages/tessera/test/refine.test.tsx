@@ -364,7 +364,7 @@ describe('refine against the reference server', () => {
   const engines: Auth[] = []
 
   beforeAll(async () => {
-    child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', serverScript], {
+    child = spawn(process.execPath, ['--conditions=@tessera/source', '--import', 'tsx', '--input-type=module', '-e', serverScript], {
       env: { ...process.env, TESSERA_TEST_ORIGINS: JSON.stringify([location.origin]) },
       stdio: ['pipe', 'pipe', 'inherit'],
     })
