@@ -97,6 +97,7 @@ export function helpText(command = 'tessera-server'): string {
   const rows = SETTINGS.map((s) => `${`  --${s.flag} ${s.value}`.padEnd(36)}env ${s.env}, default ${s.default}\n      ${s.about}`);
   return [
     `Usage: ${command} [options]`,
+    `       ${command} rotate-key --help   (a new signing key, nobody logged out)`,
     '',
     'The Tessera token server: register, login, rotating refresh tokens with reuse detection,',
     'logout, ES256 access tokens and their JWKS. Flags win over environment variables.',
@@ -105,7 +106,7 @@ export function helpText(command = 'tessera-server'): string {
     'Options:',
     ...rows,
     '  -h, --help',
-      '      print this help',
+    '      print this help',
     '',
   ].join('\n');
 }

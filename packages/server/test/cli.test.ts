@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, helpText, parseConfig } from '../src/config.ts';
+import { startServer } from '../src/server.ts';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
 const dataDir = mkdtempSync(join(tmpdir(), 'tessera-cli-'));
@@ -125,6 +126,32 @@ describe('tessera-server, the command', () => {
     expect(code).toBe(2);
     expect(stdout).toBe('');
     expect(stderr).toBe(`tessera-server: --refresh-token (env TESSERA_REFRESH_TOKEN): expected 'body' or 'cookie', got "header"\n`);
+  });
+
+  it('rotate-key on a stopped embedded store: prints the new kid, which the server then publishes beside the old one; a bad flag is one line, exit 2', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-rotate-'));
+    try {
+      const kids = async () => {
+        const server = await startServer({ dataDir: dir, scryptCost: 1024 });
+        try {
+          const jwks = (await (await fetch(`${server.url}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] };
+          return jwks.keys.map((k) => k.kid);
+        } finally {
+          await server.close();
+        }
+      };
+      const before = await kids();
+      expect(before).toHaveLength(1);
+      const { code, stdout, stderr } = await runCli(['rotate-key', '--data-dir', dir, '--activation-delay-ms', '0']);
+      expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+      const { kid } = JSON.parse(stdout) as { kid: string };
+      expect(new Set(await kids())).toEqual(new Set([...before, kid]));
+      const bad = await runCli(['rotate-key', '--activation-delay-ms', '-1', '--data-dir', dir]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a busy port is one line that names --port, exit code 1, no stack', async () => {

@@ -179,7 +179,7 @@ describe('three server processes on one PostgreSQL', () => {
           if (++done === USERS) {
             rotation = promisify(execFile)(
               process.execPath,
-              ['--import', 'tsx', 'tools/rotate-key.ts', '--activation-delay-ms', String(ACTIVATION_DELAY_MS), '--access-ttl', '300'],
+              ['--import', 'tsx', 'src/cli.ts', 'rotate-key', '--activation-delay-ms', String(ACTIVATION_DELAY_MS), '--access-ttl', '300'],
               { env: { ...process.env, DATABASE_URL: db.url }, timeout: 60_000 },
             );
           }
