@@ -88,6 +88,7 @@ export async function measure(code: { entry: string } | { contents: string }, op
     jsx: 'automatic',
     write: false,
     external: frameworks,
+    nodePaths: [`${root}bench/node_modules`], // the libraries compared with (bench/install.mjs)
     plugins: [...(opts.withCore ? [] : [coreExternal]), stubbing(opts.without ?? [])],
     logLevel: 'silent',
   })
