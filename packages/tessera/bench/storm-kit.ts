@@ -55,6 +55,8 @@ export function startStormServer() {
     return send(res, 200, path === '/graphql' ? { data: { ok: true } } : { ok: true })
   }
   const server = createServer((req, res) => void handle(req, res).catch(() => res.destroy()))
+  // Longer than any pause between storms: a client reusing a socket the server just closed would see ECONNRESET.
+  server.keepAliveTimeout = 120_000
   return new Promise<{ url: string; counters: typeof counters; reset(): void; expireAll(): void; close(): Promise<void> }>((resolve) =>
     server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () =>
       resolve({
