@@ -14,6 +14,8 @@
  * Bounded: each request counts as hung after 10 s; every loop has a fixed count.
  */
 import { loadavg } from 'node:os'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { reference, tessera, tesseraSession } from './contestants.js'
 import { REFRESH_LATENCY_MS, skewedClock, startStormServer, type Contestant, type StormServer } from './storm-kit.js'
 
@@ -23,6 +25,10 @@ const HANG_MS = 10_000
 const OVERHEAD_REQUESTS = Number(process.env.BENCH_OVERHEAD ?? 20_000)
 const OVERHEAD_CONCURRENCY = 50
 const OVERHEAD_ROUNDS = 5
+
+// Each storm starts on a collected heap: the garbage of the contestant before is not billed to the next.
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
 
 type Path = 'known' | 'unknown'
 const PATHS: Record<Path, string> = { known: 'expiry known (refresh before sending)', unknown: 'expiry unknown (the 401 path)' }
@@ -42,6 +48,7 @@ async function storm(server: StormServer, make: Contestant, n: number, path: Pat
   server.expireAll()
   if (path === 'known') clock.skip()
   server.reset()
+  gc()
   let failed = 0
   let hung = 0
   const start = performance.now()
@@ -77,6 +84,7 @@ async function overhead(server: StormServer) {
   const wrapped = () => auth.fetch(url).then((r) => r.arrayBuffer())
   // A fixed count, a fixed number in flight; the order alternates each round to share any drift.
   const measure = async (send: () => Promise<unknown>) => {
+    gc()
     const start = performance.now()
     let next = 0
     await Promise.all(
@@ -121,14 +129,16 @@ async function main() {
   console.log(`# Refresh storm — ${new Date().toISOString()}, Node ${process.version}, ${RUNS} run(s) per cell`)
   console.log(`Single-use refresh tokens (reuse rejected); refresh takes ${REFRESH_LATENCY_MS} ms; a request is hung after ${HANG_MS / 1000} s.`)
   console.log('Counts are medians over the runs; wall time is the median time until every request settled (or was declared hung).')
-  console.log('The runs interleave the contestants; "× ref" is the median wall time over the reference single flight on the same client.\n')
+  console.log('The runs interleave the contestants (odd runs in reverse order), each storm on a collected heap; "× ref" is the median wall time over the reference single flight on the same client.\n')
   // Warm-up (not reported): JIT, sockets and module caches for every contestant.
   for (const make of Object.values(contestants)) for (const path of ['known', 'unknown'] as const) await storm(server, make, 10, path)
   const ratios: string[] = []
   for (const n of SIZES)
     for (const path of ['known', 'unknown'] as const) {
       const runs: Record<string, Outcome[]> = {}
-      for (let r = 0; r < RUNS; r++) for (const [name, make] of Object.entries(contestants)) (runs[name] ??= []).push(await storm(server, make, n, path))
+      // Odd runs go in reverse order, so that no contestant always runs right after the same other.
+      const order = Object.entries(contestants)
+      for (let r = 0; r < RUNS; r++) for (const [name, make] of r % 2 ? [...order].reverse() : order) (runs[name] ??= []).push(await storm(server, make, n, path))
       const m = (name: string, k: keyof Outcome) => median(runs[name]!.map((x) => x[k]))
       const ref = (name: string) => (name.startsWith('tessera · ') ? `reference · ${name.slice(10)}` : name.includes('urql') ? 'reference · urql' : name.includes('axios') ? 'reference · axios' : name)
       console.log(`## N = ${n}, ${PATHS[path]} — ${load()}\n`)
