@@ -86,6 +86,12 @@ describe('demo page: the session, its refreshes, held and replayed requests and 
     expect(await a.title()).toBe('Tessera demo');
     await expect.poll(() => a.locator('#status').textContent(), { timeout: 10_000 }).toBe('unauthenticated');
     await a.locator('[data-state="unauthenticated"][aria-current="true"]').waitFor();
+    // A first visit has no stored session: said calmly (blue, "nothing went wrong"), not lit like a failure.
+    expect(await a.getByTestId('last-transition').textContent()).toBe('restore.failed: initializing → unauthenticated');
+    expect(await a.getByTestId('last-transition-note').textContent()).toContain('no stored session');
+    expect(await a.locator('path.edge.hot').count()).toBe(0);
+    expect(await a.locator('path.edge.calm[data-from="initializing"][data-to="unauthenticated"]').count()).toBe(1);
+    expect(await a.locator('#timeline li[data-kind="transition"]').first().textContent()).toContain('no stored session yet');
 
     // The form: labelled fields, a wrong password first (error shown), then the right one.
     await a.getByLabel('E-mail').fill(EMAIL);
@@ -122,6 +128,8 @@ describe('demo page: the session, its refreshes, held and replayed requests and 
     const refreshes = await countKind(a, 'refresh');
     await expect.poll(() => countKind(a, 'refresh'), { timeout: 6_000, interval: 50 }).toBeGreaterThan(refreshes);
     const before = await stats();
+    // The browser's red 401 lines and cancelled first attempts are explained next to the button.
+    expect(await a.getByTestId('burst-console-hint').textContent()).toMatch(/50 red 401 \(Unauthorized\) lines.*ERR_ABORTED/);
     await a.getByTestId('burst').click();
     await a.getByTestId('burst-result').waitFor({ timeout: 15_000 });
     await expect.poll(() => a.getByTestId('burst').textContent(), { timeout: 15_000 }).toBe('Fire 50 concurrent requests');

@@ -105,6 +105,9 @@ function Dashboard() {
   );
 }
 
+/** How many requests the burst fires. */
+const BURST = 50;
+
 const FAULTS: { label: string; settings: Partial<FaultSettings> }[] = [
   { label: 'Slow refreshes (3 s)', settings: { latencyMs: 3_000 } },
   { label: 'Refreshes fail (500)', settings: { failureRate: 1 } },
@@ -137,7 +140,7 @@ function Playground() {
   const fire = async () => {
     setRunning(true);
     try {
-      setResult(await burst(50, spoil));
+      setResult(await burst(BURST, spoil));
     } finally {
       setRunning(false);
     }
@@ -161,7 +164,7 @@ function Playground() {
       <h3>Requests</h3>
       <div className="row">
         <button type="button" className="primary" onClick={fire} disabled={running || !isAuthenticated} aria-busy={running} data-testid="burst">
-          {running ? 'Firing…' : 'Fire 50 concurrent requests'}
+          {running ? 'Firing…' : `Fire ${BURST} concurrent requests`}
         </button>
         <button type="button" onClick={() => auth.refresh().catch(() => {})} disabled={!isAuthenticated || refresh.isPending}>
           {refresh.isPending ? 'Refreshing…' : 'Refresh now'}
@@ -172,6 +175,14 @@ function Playground() {
         Send each first attempt with a spoiled token, as if it had expired (the server answers 401)
       </label>
       {!isAuthenticated ? <p className="hint">Sign in first: requests need a session.</p> : null}
+      {spoil ? (
+        <p className="hint" data-testid="burst-console-hint">
+          In the browser's console and network panel, the burst shows {BURST} red <code>401 (Unauthorized)</code> lines and
+          as many first attempts marked <code>(canceled)</code> / <code>ERR_ABORTED</code>: those are the spoiled first
+          attempts, answered 401 on purpose; Tessera drops their bodies and replays them with the new token. The browser logs
+          every 4xx it sees; the figures below say what the page got.
+        </p>
+      ) : null}
       {result ? (
         <dl className="burst" data-testid="burst-result" aria-live="polite">
           <Figure label="ok" testId="burst-ok">

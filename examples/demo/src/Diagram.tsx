@@ -98,6 +98,8 @@ export function Diagram() {
   const refreshing = useSession((s) => s.refreshing);
   const last = useSyncExternalStore(transitionStore.subscribe, transitionStore.get);
   const [copied, setCopied] = useState(false);
+  // The last step is lit: orange, or blue when it is an ordinary one (a first visit with no stored session).
+  const tone = last?.calm ? 'calm' : 'hot';
   const mermaid = toMermaid();
   const isLast = (e: Edge, event?: string) =>
     !!last && last.from === e.from && last.to === e.to && (event === undefined ? e.events.includes(last.event) : last.event === event);
@@ -130,6 +132,7 @@ export function Diagram() {
           <>
             {' '}
             · last: <code data-testid="last-transition">{`${last.event}: ${last.from} → ${last.to}`}</code>
+            {last.calm ? <span data-testid="last-transition-note"> (no stored session yet, nothing went wrong)</span> : null}
           </>
         ) : null}
       </p>
@@ -141,6 +144,9 @@ export function Diagram() {
           <marker id="arrow-hot" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
             <path d="M0,0 L10,5 L0,10 z" fill="#d9480f" />
           </marker>
+          <marker id="arrow-calm" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+            <path d="M0,0 L10,5 L0,10 z" fill="#1c5fd6" />
+          </marker>
         </defs>
         {drawn.map(({ edge, d }) => {
           const hot = isLast(edge);
@@ -148,22 +154,22 @@ export function Diagram() {
             <path
               key={`${edge.from}-${edge.to}`}
               d={d}
-              className={hot ? 'edge hot' : 'edge'}
+              className={hot ? `edge ${tone}` : 'edge'}
               data-from={edge.from}
               data-to={edge.to}
-              markerEnd={hot ? 'url(#arrow-hot)' : 'url(#arrow)'}
+              markerEnd={hot ? `url(#arrow-${tone})` : 'url(#arrow)'}
             >
               <title>{`${edge.from} → ${edge.to}: ${edge.events.join(', ')}`}</title>
             </path>
           );
         })}
         {drawn.map(({ edge, lx, ly, anchor }) => (
-          <text key={`l-${edge.from}-${edge.to}`} x={lx} y={ly} textAnchor={anchor} className={isLast(edge) ? 'edge-label hot' : 'edge-label'}>
+          <text key={`l-${edge.from}-${edge.to}`} x={lx} y={ly} textAnchor={anchor} className={isLast(edge) ? `edge-label ${tone}` : 'edge-label'}>
             {edge.events.length > 2 ? (
               isLast(edge) ? last!.event : `${edge.events.length} events`
             ) : (
               edge.events.map((ev, i) => (
-                <tspan key={ev} x={lx} dy={i === 0 ? 0 : 12} className={isLast(edge, ev) ? 'hot' : undefined}>
+                <tspan key={ev} x={lx} dy={i === 0 ? 0 : 12} className={isLast(edge, ev) ? tone : undefined}>
                   {ev}
                 </tspan>
               ))
@@ -199,7 +205,7 @@ export function Diagram() {
                 (Object.entries(transitions[from]) as [string, AuthStatus][]).map(([event, to]) => {
                   const hot = !!last && last.from === from && last.event === event;
                   return (
-                    <tr key={`${from}-${event}`} className={[from === status ? 'here' : '', hot ? 'hot' : ''].join(' ').trim() || undefined}>
+                    <tr key={`${from}-${event}`} className={[from === status ? 'here' : '', hot ? tone : ''].join(' ').trim() || undefined}>
                       <td>{from}</td>
                       <td>
                         <code>{event}</code>

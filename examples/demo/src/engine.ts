@@ -77,6 +77,8 @@ export interface LastTransition {
   event: string;
   to: string;
   at: number;
+  /** An ordinary step shown without alarm: a first visit's `restore.failed` with no error only means "no stored session". */
+  calm: boolean;
 }
 let lastTransition: LastTransition | null = null;
 const transitionListeners = new Set<() => void>();
@@ -206,9 +208,10 @@ function describe(name: AuthEventName, n: AuthNotice<User>): [string, Tone] | nu
 }
 
 function moved(from: string, event: string, to: string): void {
-  lastTransition = { from, event, to, at: Date.now() };
+  const calm = event === 'restore.failed' && !auth.getSnapshot().error;
+  lastTransition = { from, event, to, at: Date.now(), calm };
   transitionListeners.forEach((l) => l());
-  timeline.add('transition', `${event}: ${from} → ${to}`, 'info');
+  timeline.add('transition', `${event}: ${from} → ${to}${calm ? ' (no stored session yet: sign in below; nothing went wrong)' : ''}`, 'info');
 }
 
 for (const name of EVENTS) {

@@ -28,10 +28,10 @@ export const parts: Record<string, { files: RegExp; stub: Record<string, string>
       lock: 'export const webLocks=()=>null',
     },
   },
-  'fetch transport': { files: /transports\/fetch\.ts$/, stub: { fetch: 'export const createAuthFetch=()=>()=>{}' } },
+  'fetch transport': { files: /transports\/fetch\.ts$/, stub: { fetch: 'export const createAuthFetch=()=>()=>{};export const allowList=()=>()=>1' } },
   'retry, backoff, timeouts': {
     files: /core\/retry\.ts$/,
-    stub: { retry: 'export const defaultRetry={};export const isRejection=()=>0;export const toTesseraError=e=>e;export const abortable=p=>p;export const sleep=()=>0;export const timed=f=>f();export const retry=f=>f()' },
+    stub: { retry: 'export const defaultRetry={};export const isRejection=()=>0;export const toTesseraError=e=>e;export const abortable=p=>p;export const sleep=()=>0;export const timed=f=>f();export const retry=f=>f();export const deferred=()=>{let d={ctrl:new AbortController};d.promise=new Promise((a,b)=>{d.resolve=a;d.reject=b});return d}' },
   },
   'token response + JWT parsing': {
     files: /core\/tokens\.ts$/,
@@ -39,11 +39,11 @@ export const parts: Record<string, { files: RegExp; stub: Record<string, string>
   },
   'storage (versioned, fallback to memory)': {
     files: /(core\/stored|ports\/storage)\.ts$/,
-    stub: { stored: 'export const sessionStore=()=>({read:async()=>null,write(){}})', storage: 'export const memoryStorage=()=>({})' },
+    stub: { stored: 'export const sessionStore=()=>({read:async()=>null,write(){}});export const encodeSession=()=>"";export const decodeSession=()=>null', storage: 'export const memoryStorage=()=>({});export const localStorageStore=memoryStorage,sessionStorageStore=memoryStorage' },
   },
   'state table + transition': {
     files: /core\/machine\.ts$/,
-    stub: { machine: 'export const transition=(s,e)=>[{...s,...e},[]]' },
+    stub: { machine: 'export const transition=(s,e)=>[{...s,...e},[]];export const transitions={};export const toMermaid=()=>""' },
   },
   'page lifecycle + clock ports': {
     files: /(ports\/environment|ports\/clock)\.ts$/,
@@ -88,6 +88,7 @@ export async function measure(code: { entry: string } | { contents: string }, op
     jsx: 'automatic',
     write: false,
     external: frameworks,
+    nodePaths: [`${root}bench/node_modules`], // the libraries compared with (bench/install.mjs)
     plugins: [...(opts.withCore ? [] : [coreExternal]), stubbing(opts.without ?? [])],
     logLevel: 'silent',
   })

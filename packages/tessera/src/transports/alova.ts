@@ -107,14 +107,14 @@ export function createTesseraAuth(auth: AuthTransportApi, options: AlovaAuthOpti
       const meta = method.meta as Meta
       const role = meta?.authRole
       const visitor = meta?.tessera === 'none' || role === null || role === 'visitor' || role === 'login' || role === 'refreshToken'
-      const url = urlOf(method)
+      const url = visitor ? '' : urlOf(method)
       if (!visitor && auth.isAllowedUrl(url)) {
         const grant = await auth.getGrant({ method: method.type, url })
         // alova gave us its own copy of the headers: setting one does not touch the user's object.
         ;Object.assign(method.config.headers as Record<string, string>, grant.headers)
         sent.set(method, grant)
       }
-      await beforeRequest?.(method)
+      if (beforeRequest) await beforeRequest(method)
     },
     onResponseRefreshToken: (responded) => {
       const { onSuccess, onError, onComplete } = typeof responded === 'function' ? { onSuccess: responded, onError: undefined, onComplete: undefined } : (responded ?? {})

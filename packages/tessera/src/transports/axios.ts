@@ -103,8 +103,17 @@ export function attachAuth(instance: AxiosInstance, auth: AuthTransportApi, opti
   }
 }
 
-/** The URL the request goes to (`baseURL` applied), or `null` when axios cannot make one. */
-function uriOf(instance: AxiosInstance, config: AxiosRequestConfig): string | null {
+/**
+ * The URL the request goes to (`baseURL` applied), or `null` when axios cannot make one. The
+ * interceptor's config is already merged with the instance's defaults, so without `params` the URL
+ * is joined as axios joins it (`combineURLs`), without `getUri`'s second merge of the whole config.
+ */
+function uriOf(instance: AxiosInstance, config: InternalAxiosRequestConfig): string | null {
+  const { baseURL, url = '', params } = config
+  if (params === undefined && typeof url === 'string' && (baseURL === undefined || typeof baseURL === 'string')) {
+    const absolute = /^([a-z][a-z\d+\-.]*:)?\/\//i.test(url) && (config as { allowAbsoluteUrls?: boolean }).allowAbsoluteUrls !== false
+    return baseURL && !absolute ? (url ? baseURL.replace(/\/?\/$/, '') + '/' + url.replace(/^\/+/, '') : baseURL) : url
+  }
   try {
     return instance.getUri(config)
   } catch {

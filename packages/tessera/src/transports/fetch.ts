@@ -54,14 +54,17 @@ export function createAuthFetch(auth: AuthTransportApi, fetchImpl?: typeof fetch
     // What a proof (DPoP) signs: the request's method and URL.
     const opts = { signal: rest.signal ?? request?.signal, method: rest.method ?? request?.method, url }
     const once = typeof ReadableStream !== 'undefined' && rest.body instanceof ReadableStream
+    const own = rest.headers ?? request?.headers
     let retried = 0
     let grant: Grant
     const attempt = async (g?: Grant): Promise<Response> => {
       grant = g ??= await auth.getGrant(opts)
-      const headers = new Headers(rest.headers ?? request?.headers)
-      for (const name in g.headers) headers.set(name, g.headers[name]!)
+      // `rest` is this call's own copy of `init`. With no headers of its own, the grant's (a plain
+      // object) go as they are: no Headers made per request.
+      const headers = (rest.headers = own ? new Headers(own) : g.headers)
+      if (own) for (const name in g.headers) (headers as Headers).set(name, g.headers[name]!)
       // A Request is cloned per attempt so its body can be sent again; plain bodies are reusable.
-      const response = await (request ? send(new Request(request.clone(), { ...rest, headers })) : send(input, { ...rest, headers }))
+      const response = await (request ? send(new Request(request.clone(), rest)) : send(input, rest))
       // A server asking for its DPoP nonce gets the request once more: not a 401 (no refresh, the replay kept).
       return g.retry?.(response) && !once && !retried++ ? (response.body?.cancel(), attempt()) : response
     }

@@ -54,19 +54,19 @@ export function authExchange(auth: AuthTransportApi, options: UrqlAuthOptions = 
     (operations$) => {
       const ready = makeSubject<Operation>()
       const failed = makeSubject<OperationResult>()
-      const held = new Map<number, AbortController>()
+      // The operations waiting for a token, by key: a teardown (or a newer wait) drops the entry, and
+      // the wait's outcome is then ignored. A flag, not an AbortController: no event target per operation.
+      const held = new Map<number, object>()
 
       // Waits for a token (or, after an auth error, for the replacement of `generation`), then forwards with `marks`.
       function hold(operation: Operation, generation?: number, marks: Marks = FRESH) {
-        held.get(operation.key)?.abort()
-        const ctrl = new AbortController()
-        held.set(operation.key, ctrl)
-        const { signal } = ctrl
+        const ticket = {}
+        held.set(operation.key, ticket)
         // What a proof (DPoP) signs; the method is worked out only if a proof asks for it.
-        const request = { signal, url: operation.context.url, get method() { return methodOf(operation) } }
+        const request = { url: operation.context.url, get method() { return methodOf(operation) } }
         const wait = generation === undefined ? auth.getGrant(request) : auth.handleUnauthorized(generation, request)
         const settle = (next: () => void) => {
-          if (signal.aborted) return
+          if (held.get(operation.key) !== ticket) return
           held.delete(operation.key)
           next()
         }
@@ -80,7 +80,6 @@ export function authExchange(auth: AuthTransportApi, options: UrqlAuthOptions = 
         operations$,
         filter((operation) => {
           if (operation.kind === 'teardown') {
-            held.get(operation.key)?.abort()
             held.delete(operation.key)
             return true
           }
@@ -129,8 +128,8 @@ function methodOf(operation: Operation): string {
 function withToken(operation: Operation, grant: Grant, marks: Marks): Operation {
   const { fetchOptions } = operation.context
   const init = (typeof fetchOptions === 'function' ? fetchOptions() : fetchOptions) ?? {}
-  // Plain objects, arrays and `Headers` alike; the token read now, at forward time (P7).
-  const headers = Object.fromEntries(new Headers(init.headers))
+  // Plain objects, arrays and `Headers` alike (no Headers object made when there are none); the token read now, at forward time (P7).
+  const headers: Record<string, string> = init.headers ? Object.fromEntries(new Headers(init.headers)) : {}
   for (const name in grant.headers) headers[name.toLowerCase()] = grant.headers[name]!
   return makeOperation(operation.kind, operation, {
     ...operation.context,
