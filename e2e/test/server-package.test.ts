@@ -43,7 +43,8 @@ function startInstalled(cwd: string, args: string[], env: Record<string, string>
     const onData = (d: Buffer) => {
       out += d;
       const found = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (found) {
+      // The started lines come in more than one write: wait for the settings line too.
+      if (found && /CORS origins: .*\n/.test(out)) {
         clearTimeout(timer);
         resolve({ url: found[1]!, child, output: () => out });
       }
