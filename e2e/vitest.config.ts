@@ -8,8 +8,8 @@ export default defineConfig({
     // One browser at a time: the machine has 2 cores shared with other suites.
     fileParallelism: false,
     pool: 'forks',
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
     teardownTimeout: 20_000,
   },
 });

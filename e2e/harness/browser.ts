@@ -101,7 +101,7 @@ let logged = false;
  * `TESSERA_E2E_QUIET`).
  */
 export async function launchBrowser(options: { args?: string[]; timeoutMs?: number } = {}): Promise<LaunchedBrowser> {
-  const timeoutMs = options.timeoutMs ?? 30_000;
+  const timeoutMs = options.timeoutMs ?? 90_000; // Chromium takes its time on a busy machine
   const { executablePath, source } = await findChromium();
   const userDataDir = mkdtempSync(join(tmpdir(), 'tessera-e2e-profile-'));
   const args = [

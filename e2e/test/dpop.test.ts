@@ -78,7 +78,7 @@ describe('DPoP in Chromium', () => {
     expect(stats.api.unauthorized).toBe(0);
     expect(stats.refused).toEqual({});
     expect((await Promise.all(tabs.map(snapshot))).map((s) => s.status)).toEqual(Array(5).fill('authenticated'));
-  }, 90_000);
+  }, 180_000);
 
   it('a reload keeps the key and the session (sessionStorage); the next refresh, from the reloaded page, is bound to the same key', async () => {
     const options: StartOptions = { ...DPOP, storage: 'session' };

@@ -11,9 +11,18 @@ export function hasBody(c: Context): boolean {
   return c.req.header('transfer-encoding') !== undefined;
 }
 
+/**
+ * Refuses a request whose body is left unread: the connection closes after the answer, and says
+ * so, so that no client sends its next request on a socket the server is about to drop.
+ */
+function unread(c: Context, error: HttpError): HttpError {
+  c.header('connection', 'close');
+  return error;
+}
+
 async function readLimited(c: Context, limit: number): Promise<Uint8Array> {
   const declared = Number(c.req.header('content-length') ?? '0');
-  const tooLarge = () => new HttpError(413, 'payload_too_large', `The request body exceeds ${limit} bytes.`);
+  const tooLarge = () => unread(c, new HttpError(413, 'payload_too_large', `The request body exceeds ${limit} bytes.`));
   if (declared > limit) throw tooLarge();
   const stream = c.req.raw.body;
   if (!stream) return new Uint8Array();
@@ -41,7 +50,7 @@ async function readLimited(c: Context, limit: number): Promise<Uint8Array> {
 export async function readJson(c: Context, limit: number, shape: 'object' | 'any' = 'object'): Promise<unknown> {
   const type = c.req.header('content-type') ?? '';
   if (!JSON_TYPE.test(type)) {
-    throw new HttpError(415, 'unsupported_media_type', 'Send the body as application/json.');
+    throw unread(c, new HttpError(415, 'unsupported_media_type', 'Send the body as application/json.'));
   }
   const bytes = await readLimited(c, limit);
   let text: string;

@@ -17,11 +17,14 @@ export type {
   ActionState,
   Grant,
   GrantOptions,
+  TokenRequest,
   ProofPort,
   TokenPlacement,
   AuthRequestInit,
   WaitOptions,
 } from './core/types.js'
+export { createAudiences } from './core/audiences.js'
+export type { AudiencePort } from './core/audiences.js'
 export { createAuthFetch } from './transports/fetch.js'
 export type { AuthTransportApi } from './transports/fetch.js'
 export { systemClock } from './ports/clock.js'

@@ -130,7 +130,7 @@ describe('I5: no token in errors, events or logs over a whole session life', () 
   beforeAll(async () => {
     store = await openPgliteStore()
     server = await startServer({ port: 0, store, faults: true, accessTokenTtl: 60, scryptCost: 1024, logger, now: () => Date.now() + skew })
-  }, 30_000)
+  })
   afterAll(async () => {
     await server?.close()
     await store?.close()
@@ -235,7 +235,7 @@ describe('I5: no token in errors, events or logs over a whole session life', () 
     )
     expect(leaks).toEqual([])
     expect(tokenish.filter((w) => !w.startsWith('event'))).toEqual([])
-  }, 30_000)
+  })
 })
 
 // ── open redirects through refine's safeRedirect ──

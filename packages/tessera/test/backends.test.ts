@@ -36,7 +36,7 @@ describe('FastAPI: OAuth2 password form, JWT access tokens, rotating refresh tok
     const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`the FastAPI app exited (${code}): is python3-fastapi installed?`))))
     const port = new Promise<string>((ok) => createInterface({ input: child.stdout! }).on('line', (line) => line.startsWith('PORT ') && ok(line.slice(5))))
     url = `http://127.0.0.1:${await Promise.race([port, exited])}`
-  }, 60_000)
+  })
   afterAll(() => void child?.kill())
 
   type FastApiUser = { username: string; full_name: string; email: string }

@@ -169,7 +169,7 @@ describe('I8: a token endpoint that misbehaves on the wire (httpAuthority agains
     createAuth({
       authority: httpAuthority({ baseUrl, endpoints: { me: null, ...endpoints } }),
       environment: new FakeEnvironment(),
-      retry: { attempts: 2, timeout: 400, baseDelay: 5, maxDelay: 10, cooldown: 0 },
+      retry: { attempts: 2, timeout: 5_000, baseDelay: 5, maxDelay: 10, cooldown: 0 }, // a redirect loop takes a while on a busy machine
       channel: null,
       lock: null,
       key: `wire-${Math.random()}`,
@@ -213,7 +213,7 @@ describe('I8: a token endpoint that misbehaves on the wire (httpAuthority agains
     const b = createAuth({
       authority: { ...httpAuthority({ baseUrl: url, endpoints: { login: '/good/login', me: null } }), refresh: httpAuthority({ baseUrl: garbage }).refresh },
       environment: new FakeEnvironment(),
-      retry: { attempts: 2, timeout: 400, baseDelay: 5, maxDelay: 10, cooldown: 0 },
+      retry: { attempts: 2, timeout: 5_000, baseDelay: 5, maxDelay: 10, cooldown: 0 }, // a redirect loop takes a while on a busy machine
       channel: null,
       lock: null,
       key: 'wire-garbage',

@@ -39,7 +39,7 @@ beforeAll(async () => {
   store = await openPgliteStore()
   graceful = await startServer({ ...base, store, reuseGraceMs: 10_000 })
   strict = await startServer({ ...base, store, reuseGraceMs: 0 })
-}, 30_000)
+})
 afterAll(async () => {
   await graceful?.close()
   await strict?.close()
@@ -205,7 +205,7 @@ describe('chaos: ~20 % of refreshes fail, latency jitters, tokens go stale in fl
       expect(outcomes.hung).toBe(0)
       // Nearly everything succeeds: only a refresh that fails all its attempts (0.2⁴) may cost requests.
       expect(outcomes.ok).toBeGreaterThanOrEqual(requests * 0.8)
-    }, 30_000)
+    })
   }
 
   for (const name of TRANSPORTS) {
@@ -215,7 +215,7 @@ describe('chaos: ~20 % of refreshes fail, latency jitters, tokens go stale in fl
       expect(snapshot.status).toBe('authenticated')
       expect(s.refresh).toMatchObject({ reuseDetected: 0, invalidGrant: 0 })
       expect(outcomes.hung).toBe(0)
-    }, 30_000)
+    })
   }
 
   it('the runs above injected faults and served refreshes (the chaos was real)', () => {
@@ -274,7 +274,7 @@ describe('outage: the token server is down for longer than the retry budget', ()
     console.log(`outage: ${whileDown} refresh attempts while down (${down.length} requests, all typed ${errors[0]!.code}), ${errors.length} refresh-error event (${errors[0]!.code}), recovered after restart with 0 logins`)
     auth.dispose()
     await server.close()
-  }, 30_000)
+  })
 
   it('I6: POST /__faults failureRate 1 (every refresh answers 500) → typed NETWORK_ERROR status 500, session kept; faults off → recovers', async () => {
     const OUTAGE_POLICY = { attempts: 3, timeout: 300, baseDelay: 20, maxDelay: 50, cooldown: 300 }
@@ -293,5 +293,5 @@ describe('outage: the token server is down for longer than the retry budget', ()
     expect((await stats(server)).refresh.reuseDetected).toBe(0)
     auth.dispose()
     await server.close()
-  }, 30_000)
+  })
 })

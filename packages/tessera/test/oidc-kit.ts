@@ -20,7 +20,7 @@ export interface OidcTestProvider {
   /** Rewrites the provider's own JSON answer of the token endpoint (once). */
   rewriteToken: ((body: Record<string, unknown>) => Record<string, unknown>) | null
   /** Every request the provider answered: `METHOD /path?query`, and the token endpoint's `grant_type`. */
-  seen: Array<{ method: string; path: string; query: Record<string, string>; grant?: string }>
+  seen: Array<{ method: string; path: string; query: Record<string, string>; grant?: string; resource?: string }>
   /** DPoP (on, as in oidc-provider 9 by default): whether a proof must carry the provider's nonce (`use_dpop_nonce` otherwise). */
   requireDpopNonce: boolean
   close(): Promise<void>
@@ -30,9 +30,14 @@ export interface OidcTestProvider {
  * Starts oidc-provider with one public client `web` (PKCE, refresh tokens rotated, revocation and
  * RP-initiated logout on) whose users (any login name) are called `name`. With
  * `refreshTokens: false` it issues no refresh token at all (a single-page app client that gets
- * none: silent renew's case).
+ * none: silent renew's case). With `resources` (resource indicator → its scopes), RFC 8707 resource
+ * indicators are on: a resource granted at login can be asked for at the token endpoint, and gets
+ * a JWT access token whose `aud` is that resource.
  */
-export async function startOidcProvider(name = 'Ada Lovelace', { refreshTokens = true } = {}): Promise<OidcTestProvider> {
+export async function startOidcProvider(
+  name = 'Ada Lovelace',
+  { refreshTokens = true, resources }: { refreshTokens?: boolean; resources?: Record<string, string> } = {},
+): Promise<OidcTestProvider> {
   const server = createServer()
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
@@ -55,6 +60,10 @@ export async function startOidcProvider(name = 'Ada Lovelace', { refreshTokens =
       rpInitiatedLogout: { enabled: true },
       // Tokens asked for with a proof are bound to its key; nonces when a test asks for them.
       dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => op.requireDpopNonce },
+      resourceIndicators: {
+        enabled: !!resources,
+        getResourceServerInfo: (_ctx: unknown, resource: string) => ({ scope: resources?.[resource] ?? '', audience: resource, accessTokenFormat: 'jwt', accessTokenTTL: 60 }),
+      },
     },
     pkce: { required: () => true },
     rotateRefreshToken: true,
@@ -78,6 +87,8 @@ export async function startOidcProvider(name = 'Ada Lovelace', { refreshTokens =
     await next()
     const grant = ctx.oidc?.params?.grant_type
     if (typeof grant === 'string') entry.grant = grant
+    const resource = ctx.oidc?.params?.resource
+    if (typeof resource === 'string') entry.resource = resource
     if (ctx.path === '/token' && ctx.status === 200 && op.rewriteToken) {
       ctx.body = op.rewriteToken(ctx.body as Record<string, unknown>)
       op.rewriteToken = null

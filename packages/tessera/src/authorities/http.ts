@@ -1,4 +1,4 @@
-import { TesseraError, type Authority, type TesseraErrorCode, type TokenPlacement, type TokenSet } from '../index.js'
+import { TesseraError, type Authority, type TesseraErrorCode, type TokenPlacement, type TokenRequest, type TokenSet } from '../index.js'
 import type { Dpop } from '../proof/dpop.js'
 import { retryAfter } from './retry-after.js'
 
@@ -53,8 +53,17 @@ export interface HttpAuthorityOptions<User, Credentials = { email: string; passw
   refreshToken?: 'body' | 'cookie'
   /** The login request. @defaultValue the credentials as JSON */
   login?: HttpRequest<Credentials>
-  /** The refresh request. @defaultValue `{ refresh_token }` as JSON (`{}` with a cookie) */
+  /**
+   * The refresh request. A refresh for a token per audience (`createAudiences()`) adds the
+   * audience (named by `audienceParameter`) and `scope` to its fields.
+   * @defaultValue `{ refresh_token }` as JSON (`{}` with a cookie)
+   */
   refresh?: HttpRequest<string | undefined>
+  /**
+   * The field naming the audience of a token per audience in a refresh: `audience` (Auth0 and most
+   * JSON backends) or `resource` (RFC 8707). @defaultValue `'audience'`
+   */
+  audienceParameter?: 'audience' | 'resource'
   /** The logout request, sent with the access token. @defaultValue `{ refresh_token }` as JSON (`{}` with a cookie) */
   logout?: HttpRequest<TokenSet>
   /**
@@ -159,8 +168,8 @@ export function httpAuthority<User = unknown, Credentials = { email: string; pas
   const mapUser = (json: unknown) => (options.mapUser ? options.mapUser(json) : (json as User))
 
   /** The body of a call: the fields `request.body` makes of `input` (else `fallback`), encoded as `request` says. */
-  const build = <Input>(request: HttpRequest<Input> | undefined, input: Input, fallback: Record<string, unknown>) =>
-    encode(request?.body ? request.body(input) : fallback, request?.encoding)
+  const build = <Input>(request: HttpRequest<Input> | undefined, input: Input, fallback: Record<string, unknown>, extra?: Record<string, unknown>) =>
+    encode({ ...(request?.body ? request.body(input) : fallback), ...extra }, request?.encoding)
 
   async function call(
     path: string,
@@ -222,8 +231,11 @@ export function httpAuthority<User = unknown, Credentials = { email: string; pas
     return user == null ? rest : { ...rest, user: mapUser(user) }
   }
 
-  const refresh = async (refreshToken: string | undefined, signal: AbortSignal) =>
-    tokens(await call(paths.refresh, { send: build(options.refresh, refreshToken, cookie ? {} : { refresh_token: refreshToken }), signal }, 'INVALID_GRANT'), paths.refresh)
+  // A token per audience: its audience and scope go with the refresh token (fields left out when unset).
+  const refresh = async (refreshToken: string | undefined, signal: AbortSignal, request?: TokenRequest) => {
+    const extra = request && { [options.audienceParameter ?? 'audience']: request.audience, scope: request.scope }
+    return tokens(await call(paths.refresh, { send: build(options.refresh, refreshToken, cookie ? {} : { refresh_token: refreshToken }, extra), signal }, 'INVALID_GRANT'), paths.refresh)
+  }
 
   const authority: HttpAuthority<User, Credentials> = {
     login: async (credentials, signal) =>

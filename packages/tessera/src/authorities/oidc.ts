@@ -1,7 +1,7 @@
 import * as oauth from 'oauth4webapi'
 import { retryAfter } from './retry-after.js'
 import { handOver, hiddenFrame, inSilentFrame, isHandle, samePage, subjectOf, toHandle, type SilentRenewOptions } from './silent-renew.js'
-import { TesseraError, isTesseraError, sessionStorageStore, type Authority, type StoragePort, type TokenSet } from '../index.js'
+import { TesseraError, isTesseraError, sessionStorageStore, type Authority, type StoragePort, type TokenRequest, type TokenSet } from '../index.js'
 import type { Dpop } from '../proof/dpop.js'
 
 /**
@@ -100,6 +100,13 @@ export interface OidcAuthorityOptions<User = OidcUser> {
    * binds the tokens to it; a `use_dpop_nonce` answer gets the request once more with the nonce.
    */
   dpop?: Pick<Dpop, 'keyPair'>
+  /**
+   * How a token per audience (`createAudiences()`) names its audience in the refresh token grant:
+   * `resource` (RFC 8707 resource indicators: Keycloak, oidc-provider, Entra's v1 endpoints, …) or
+   * `audience` (Auth0 and others). `scope` is sent as `scope`.
+   * @defaultValue `'resource'`
+   */
+  audienceParameter?: 'resource' | 'audience'
 }
 
 /**
@@ -494,11 +501,18 @@ export function oidcAuthority<User = OidcUser>(options: OidcAuthorityOptions<Use
       )
     },
 
-    async refresh(refreshToken, signal) {
-      if (!refreshToken || isHandle(refreshToken)) return renew(refreshToken, signal)
+    async refresh(refreshToken, signal, request?: TokenRequest) {
+      // A token per audience: its audience (RFC 8707 `resource`, or `audience`) and scope go with the refresh token.
+      const additionalParameters: Record<string, string> = {}
+      if (request?.audience) additionalParameters[options.audienceParameter ?? 'resource'] = request.audience
+      if (request?.scope) additionalParameters.scope = request.scope
+      if (!refreshToken || isHandle(refreshToken)) {
+        if (request) throw new TesseraError('INVALID_GRANT', 'No refresh token for a token per audience', { field: 'refresh_token' })
+        return renew(refreshToken, signal)
+      }
       const as = await discover()
       return exchange(
-        (dpop) => oauth.refreshTokenGrantRequest(as, client, clientAuth, refreshToken, { ...http(signal), ...dpop }),
+        (dpop) => oauth.refreshTokenGrantRequest(as, client, clientAuth, refreshToken, { ...http(signal), ...dpop, additionalParameters }),
         async (res) => body(await oauth.processRefreshTokenResponse(as, client, res), refreshToken),
         (e, status) => refused(e, 'INVALID_GRANT', 'Refresh rejected', 'refresh_token', status),
         signal,

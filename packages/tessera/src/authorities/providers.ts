@@ -119,9 +119,10 @@ export function withProviders<User, Credentials>(
       return primary?.restore ? tag(null, await primary.restore(signal)) : null
     },
 
-    async refresh(refreshToken, signal) {
+    async refresh(refreshToken, signal, request) {
       const [name, token] = split(refreshToken)
-      return tag(name, await (named(name) ?? credentials()).refresh(token, signal))
+      // A token per audience is asked of the provider that holds the session.
+      return tag(name, await (named(name) ?? credentials()).refresh(token, signal, request))
     },
 
     async logout(tokens: TokenSet, signal) {

@@ -1,7 +1,7 @@
 import { fail, type TesseraError } from './errors.js'
 import { transition, type AuthEvent, type SessionState } from './machine.js'
 import { defaultRetry, deferred, timed, toTesseraError } from './retry.js'
-import { createRefresher } from './refresh.js'
+import { createRefresher, type RefreshHost } from './refresh.js'
 import { createActions } from './actions.js'
 import { createTiming } from './timing.js'
 import { createEmitter } from './events.js'
@@ -273,7 +273,8 @@ export function createAuth<User = unknown, Credentials = unknown>(
     onMessage,
   })
 
-  const refresher = createRefresher<User>({
+  /** What the refresh side (and tokens per audience) need of the engine. */
+  const host: RefreshHost<User> = {
     clock,
     policy,
     random,
@@ -293,11 +294,20 @@ export function createAuth<User = unknown, Credentials = unknown>(
     subjectChanged: (from, to) => subject(from) !== subject(to) && loadUser().catch(noop),
     track: (refresh) => actions.track('refresh', refresh),
     unauthorized: (generation) => emit('unauthorized', { generation }),
-  })
+  }
+  const refresher = createRefresher<User>(host)
   const { drop, renewed } = refresher
   /** With a proof port (DPoP), a request's grant proves that request; without one, the token's grant as is. */
   const proved = (grant: Promise<Grant>, opts: GrantOptions = {}) => (prove ? grant.then((g) => prove(g, opts)) : grant)
-  const getGrant = (opts?: GrantOptions) => proved(refresher.getGrant(opts), opts)
+  /** The grant of the request's audience (`audiences`), else the session's own; `rejected`: the generation that got 401. */
+  const grantFor = (opts: GrantOptions = {}, rejected?: number): Promise<Grant> =>
+    audiences?.grant(opts, rejected) ??
+    (opts.audience || opts.scope
+      ? Promise.reject(new TypeError('createAuth: no audiences'))
+      : rejected === undefined
+        ? refresher.getGrant(opts)
+        : refresher.handleUnauthorized(rejected, opts))
+  const getGrant = (opts?: GrantOptions) => proved(grantFor(opts), opts)
 
   const restoring = restore().catch((e) => void dispatch({ type: 'restore.failed', error: toTesseraError(e, 'NETWORK_ERROR') }))
 
@@ -315,8 +325,8 @@ export function createAuth<User = unknown, Credentials = unknown>(
     refresh: refresher.refresh,
     getGrant,
     getAccessToken: (opts) => getGrant(opts).then((g) => g.token),
-    handleUnauthorized: (generation, opts) => proved(refresher.handleUnauthorized(generation, opts), opts),
-    isAllowedUrl: allowList(options.allowedOrigins),
+    handleUnauthorized: (generation, opts) => proved(grantFor(opts, generation), opts),
+    isAllowedUrl: allowList(options.allowedOrigins, options.audiences?.origins),
     fetch: (input, init) => fetcher(input, init),
     ready: () => restoring.then(noop),
     reloadUser: () => (state.status === 'authenticated' ? loadUser() : Promise.reject(ended())),
@@ -334,5 +344,6 @@ export function createAuth<User = unknown, Credentials = unknown>(
   }
   const fetcher = createAuthFetch(auth, options.fetch)
   const prove = proof?.attach(auth)
+  const audiences = options.audiences?.attach(host, auth)
   return auth
 }

@@ -88,7 +88,8 @@ export function createRefresher<User>(h: RefreshHost<User>) {
     clock.clearTimeout(timer)
     h.dispatch({ type: 'refresh.started' })
     h.track(d.promise)
-    tabs.withLock((exclusive) => locked(before, d.ctrl.signal, exclusive), d.ctrl.signal).then(
+    // The session as it is once the lock is held: an audience's refresh may have rotated its refresh token meanwhile.
+    tabs.withLock((exclusive) => locked(mine() ?? before, d.ctrl.signal, exclusive), d.ctrl.signal).then(
       (tokens) => {
         if (inflight !== d) {
           // Another tab's session was adopted meanwhile; ours went to the other tabs, so keep

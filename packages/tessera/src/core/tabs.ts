@@ -49,6 +49,7 @@ export type TabMessage<User = unknown> = { v: typeof PROTOCOL; seen: number } & 
   | { type: 'claim'; id: number } // a tab without Web Locks asks for the refresh lock; the lowest id wins
 )
 
+/** A {@link TabMessage} as a tab writes it: `v` and `seen` are added by `post`. */
 type Body<User> = TabMessage<User> extends infer M ? (M extends unknown ? Omit<M, 'v' | 'seen'> : never) : never
 
 export const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) <= MAX
@@ -118,6 +119,7 @@ export function createTabs<User>(o: {
   let holding = false // this tab holds it
   let rivals: number[] | null = null // claims heard while this tab's own claim is open
   const waiting = new Set<() => void>()
+  let queue: Promise<unknown> = Promise.resolve()
   const wake = () => waiting.forEach((w) => w())
   function hold(on: boolean) {
     held = on
@@ -248,7 +250,14 @@ export function createTabs<User>(o: {
     }
   }
 
-  async function withLock<T>(task: (exclusive: boolean) => Promise<T>, signal: AbortSignal): Promise<T> {
+  /** One holder in this tab too (the session's refresh, an audience's): each waits for the ones before it. */
+  function withLock<T>(task: (exclusive: boolean) => Promise<T>, signal: AbortSignal): Promise<T> {
+    const turn = queue.then(() => (signal.throwIfAborted(), locked(task, signal)))
+    queue = turn.catch(() => {})
+    return turn
+  }
+
+  async function locked<T>(task: (exclusive: boolean) => Promise<T>, signal: AbortSignal): Promise<T> {
     const release = lock ? await webLock(signal) : channel ? await claim(signal) : undefined
     holding = true
     let beat: unknown

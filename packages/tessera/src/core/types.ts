@@ -7,6 +7,7 @@ import type { EnvironmentPort } from '../ports/environment.js'
 import type { StoragePort } from '../ports/storage.js'
 import type { ChannelPort } from '../ports/channel.js'
 import type { LockPort } from '../ports/lock.js'
+import type { AudiencePort } from './audiences.js'
 
 /**
  * The token server, as the engine needs it. The engine never knows URLs or response shapes:
@@ -18,8 +19,13 @@ import type { LockPort } from '../ports/lock.js'
 export interface Authority<User = unknown, Credentials = unknown> {
   /** Exchanges credentials for a token response body. */
   login(credentials: Credentials, signal: AbortSignal): Promise<unknown>
-  /** Exchanges a refresh token (absent for cookie sessions) for a token response body. */
-  refresh(refreshToken: string | undefined, signal: AbortSignal): Promise<unknown>
+  /**
+   * Exchanges a refresh token (absent for cookie sessions) for a token response body. With
+   * `request` (tokens per audience, {@link AuthOptions.audiences}), asks for an access token for that
+   * audience and scope (RFC 8707 `resource`, or the provider's `audience` parameter); without it, the
+   * session's own. An authority that ignores `request` keeps working for the session's own tokens.
+   */
+  refresh(refreshToken: string | undefined, signal: AbortSignal, request?: TokenRequest): Promise<unknown>
   /**
    * Revokes the session on the server. Best effort: the local session ends regardless, and a
    * failure (or no answer within `retry.timeout`) is reported as a `logout-error` event.
@@ -61,7 +67,7 @@ export interface AuthSnapshot<User = unknown> {
   readonly error: TesseraError | null
   /** Local-clock expiry of the access token (ms since epoch), `null` if unknown or no session. */
   readonly expiresAt: number | null
-  /** Token generation: increments each time the access token changes. */
+  /** Token generation: increments each time the session's tokens change (a new access token, or a refresh token rotated by an audience's refresh). */
   readonly generation: number
   /** Per-action progress: `actions.login.status === 'pending'` while a login runs. */
   readonly actions: Readonly<Record<ActionName, Readonly<ActionState>>>
@@ -115,8 +121,24 @@ export interface Grant {
   retry?(response: { status: number; headers: unknown }): boolean
 }
 
-/** A request a grant is asked for: transports pass its method and URL so that a {@link ProofPort} can prove it. */
-export interface GrantOptions extends WaitOptions {
+/**
+ * Which access token: for an API (`audience`, RFC 8707's `resource`) and a `scope`. Neither: the
+ * session's own token. Needs {@link AuthOptions.audiences}.
+ * @example `auth.getAccessToken({ audience: 'https://billing.example/', scope: 'invoices:read' })`
+ */
+export interface TokenRequest {
+  /** The API the token is for: sent as `resource` (RFC 8707) or `audience`, as the authority is set up. */
+  audience?: string
+  /** The scope asked for, space-separated. @defaultValue the server's default for the audience */
+  scope?: string
+}
+
+/**
+ * A request a grant is asked for: transports pass its method and URL so that a {@link ProofPort} can
+ * prove it, and so that {@link AuthOptions.audiences} picks the token of the URL's origin. An explicit
+ * `audience` or `scope` asks for that token whatever the URL.
+ */
+export interface GrantOptions extends WaitOptions, TokenRequest {
   /** The request's method. @defaultValue `'GET'` */
   method?: string
   /** The request's URL, absolute or relative to the page. Without it no proof is made. */
@@ -168,6 +190,12 @@ export interface AuthOptions<User = unknown, Credentials = unknown> {
   proof?: ProofPort
   /** Origins (besides the page's own and relative URLs) that may receive the token (I5). */
   allowedOrigins?: string[]
+  /**
+   * Tokens per audience (`createAudiences()`): `auth.getAccessToken({ audience, scope })`, and
+   * transports sending each origin it maps the token of that origin's API (those origins are
+   * allowed). @defaultValue none: one token, the session's
+   */
+  audiences?: AudiencePort
   /** The `fetch` used by `auth.fetch`. @defaultValue `globalThis.fetch`, looked up per call */
   fetch?: typeof fetch
   /** @defaultValue the system clock */
@@ -229,8 +257,13 @@ export interface Auth<User = unknown, Credentials = unknown> {
    * @throws {@link TesseraError} `SESSION_EXPIRED`, `NETWORK_ERROR`, `TIMEOUT`, `LOGGED_OUT`, `UNAUTHENTICATED`.
    */
   refresh(): Promise<void>
-  /** Resolves an access token that is valid now, waiting for or starting a refresh when needed. */
-  getAccessToken(options?: WaitOptions): Promise<string>
+  /**
+   * Resolves an access token that is valid now, waiting for or starting a refresh when needed. With
+   * `audience` or `scope`, that audience's token (one cached per audience and scope, refreshed
+   * single-flight from the session's refresh token; {@link AuthOptions.audiences}).
+   * @throws TypeError for `audience` or `scope` without {@link AuthOptions.audiences}; otherwise as {@link Auth.getGrant}.
+   */
+  getAccessToken(options?: WaitOptions & TokenRequest): Promise<string>
   /**
    * Like {@link Auth.getAccessToken}, with the token's generation and the headers to send, for
    * transports. Given the request's `method` and `url`, the grant proves that request when the
@@ -240,6 +273,8 @@ export interface Auth<User = unknown, Credentials = unknown> {
   /**
    * For transports: a request sent with `generation` got 401. Resolves the token to replay with:
    * the current one if it is newer (no refresh, P2), else a refreshed one (single flight, P1).
+   * Pass the request's `url` (or its `audience`) as for {@link Auth.getGrant}: an audience's token is
+   * refreshed, not the session's.
    */
   handleUnauthorized(generation: number, options?: GrantOptions): Promise<Grant>
   /** Whether a token may be sent to `url` (relative, the page's origin, or `allowedOrigins`). */

@@ -85,7 +85,8 @@ export function createTesseraAuth(auth: AuthTransportApi, options: AlovaAuthOpti
   /** Sends `method` again through alova, marked with `mark`; for a replay, after the session's one refresh (or at once when the token was replaced). */
   async function resend(method: Marked, mark: typeof REPLAY | typeof NONCE, responseOrError: unknown, generation?: number) {
     void (responseOrError as Partial<Response> | null)?.body?.cancel().catch(() => {})
-    if (generation !== undefined) await auth.handleUnauthorized(generation)
+    // The request's URL: a token per audience is refreshed for the API that refused it.
+    if (generation !== undefined) await auth.handleUnauthorized(generation, { method: method.type, url: urlOf(method) })
     // The transform runs once, for the outer request (as alova does); the marks travel with
     // alova's clone of this method into the next send: one replay, one nonce retry (P5).
     method.config.transform = undefined

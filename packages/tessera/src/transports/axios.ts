@@ -90,7 +90,8 @@ export function attachAuth(instance: AxiosInstance, auth: AuthTransportApi, opti
         throw error // asked twice: the server's answer, not a reason to refresh
       }
       if (config.tessera === 'no-replay' || !isAuthError(axiosError)) throw error
-      await auth.handleUnauthorized(grant.generation, { signal: signalOf(config) })
+      // The request's URL: a token per audience is refreshed for the API that refused it.
+      await auth.handleUnauthorized(grant.generation, { signal: signalOf(config), method: config.method, url: uriOf(instance, config) ?? undefined })
       // The request interceptor attaches the token current at replay time (P7).
       return instance.request({ ...config, tessera: 'no-replay' })
     },

@@ -4,12 +4,12 @@ import type { Auth, AuthRequestInit, Grant } from '../core/types.js'
 const LOCAL = 'http://tessera.invalid'
 
 /**
- * Whether a token may be sent to a URL: relative ones, the page's own origin and `origins` (I5).
+ * Whether a token may be sent to a URL: relative ones, the page's own origin, `origins` and `more` (I5).
  * Outside a page only `origins` (and relative URLs, resolved against a base no server has).
  * @internal
  */
-export function allowList(origins: string[] = []): (url: string | URL) => boolean {
-  const allowed = origins.map((o) => new URL(o).origin)
+export function allowList(origins: string[] = [], more: string[] = []): (url: string | URL) => boolean {
+  const allowed = [...origins, ...more].map((o) => new URL(o).origin)
   return (url) => {
     const page = globalThis.location
     try {
