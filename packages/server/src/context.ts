@@ -7,7 +7,6 @@ import type { Stats } from './stats.ts';
 import type { Store } from './store/types.ts';
 import type { LoginThrottle } from './throttle.ts';
 import type { AccessClaims, TokenSigner } from './tokens.ts';
-import { parseBearer } from './verify.ts';
 
 /** Everything the route modules share; one per app. */
 export interface AppContext {
@@ -31,7 +30,3 @@ export function clientAddress(c: C): string {
   return c.env?.incoming?.socket?.remoteAddress ?? 'unknown';
 }
 
-/** The Bearer token of the request, or undefined. */
-export function bearerToken(c: C): string | undefined {
-  return parseBearer(c.req.header('authorization')) ?? undefined;
-}

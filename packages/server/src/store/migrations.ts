@@ -83,4 +83,17 @@ CREATE INDEX login_failures_key_idx ON login_failures (key, at);
 CREATE INDEX login_failures_at_idx ON login_failures (at);
 `,
   },
+  {
+    id: 3,
+    name: 'DPoP: refresh tokens bound to a key, proof jti replay cache',
+    sql: `
+ALTER TABLE refresh_tokens ADD COLUMN dpop_jkt TEXT;
+
+CREATE TABLE dpop_proofs (
+  key TEXT PRIMARY KEY,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX dpop_proofs_expires_idx ON dpop_proofs (expires_at);
+`,
+  },
 ];
