@@ -11,6 +11,7 @@
  * BENCH_CPU_PROF=<dir> writes a --cpu-prof profile of every server process there.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import pg from 'pg';
 import type { ServerOptions } from '../src/options.ts';
@@ -34,7 +35,20 @@ interface Row {
   p50: number;
   p99: number;
   failures: number;
+  /** CPU time of the server processes per refresh (Linux /proc; NaN elsewhere): what load elsewhere on the machine does not change. */
+  cpuMsPerRefresh: number;
 }
+
+/** User + system CPU time of a process in ms, from /proc/<pid>/stat (clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return NaN;
+  }
+}
+const serversCpuMs = (servers: Instance[]) => servers.reduce((sum, s) => sum + cpuMs(s.pid), 0);
 
 async function post(url: string, body: unknown): Promise<{ status: number; json: { refresh_token?: string } }> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -75,10 +89,12 @@ async function measure(label: string, servers: Instance[]): Promise<Row> {
   };
   await Promise.all(tokens.map((_, i) => worker(i, false)));
   budget = MAX_REFRESHES;
+  const cpuBefore = serversCpuMs(servers);
   const start = performance.now();
   deadline = start + MAX_SECONDS * 1000;
   await Promise.all(tokens.map((_, i) => worker(i, true)));
   const seconds = (performance.now() - start) / 1000;
+  const cpu = serversCpuMs(servers) - cpuBefore;
   latencies.sort((a, b) => a - b);
   return {
     store: label,
@@ -89,6 +105,7 @@ async function measure(label: string, servers: Instance[]): Promise<Row> {
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     failures,
+    cpuMsPerRefresh: cpu / latencies.length,
   };
 }
 
@@ -133,10 +150,12 @@ const f = (n: number, d = 1) => n.toFixed(d);
 console.log(
   `\nRefresh throughput over loopback: ${USERS} users, concurrency ${CONCURRENCY}, round-robin over the instances, at most ${MAX_REFRESHES} refreshes or ${MAX_SECONDS} s per row (Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')})\n`,
 );
-console.log('| store | instances | refreshes | seconds | refreshes/s | p50 ms | p99 ms | failures |');
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+console.log('| store | instances | refreshes | seconds | refreshes/s | p50 ms | p99 ms | failures | server CPU ms/refresh |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
-  console.log(`| ${r.store} | ${r.instances} | ${r.refreshes} | ${f(r.seconds, 2)} | ${f(r.perSecond, 0)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${r.failures} |`);
+  console.log(
+    `| ${r.store} | ${r.instances} | ${r.refreshes} | ${f(r.seconds, 2)} | ${f(r.perSecond, 0)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${r.failures} | ${f(r.cpuMsPerRefresh, 2)} |`,
+  );
 }
 const pgRows = rows.filter((r) => r.store.startsWith('PostgreSQL'));
 const one = pgRows.find((r) => r.instances === 1);
