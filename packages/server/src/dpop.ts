@@ -4,8 +4,7 @@
  * (query and fragment ignored), the `iat` window, `jti` replay, and `ath` for requests with a token.
  * @packageDocumentation
  */
-import { createHash } from 'node:crypto';
-import { EmbeddedJWK, calculateJwkThumbprint, decodeProtectedHeader, jwtVerify } from 'jose';
+import { EmbeddedJWK, base64url, calculateJwkThumbprint, decodeProtectedHeader, jwtVerify } from 'jose';
 
 /** Why a proof was refused; every one is a 401 at a resource (`invalid_dpop_proof`) and a 400 at a token endpoint. */
 export type ProofFailure =
@@ -64,7 +63,8 @@ export interface ProofExpectation {
 export type ProofResult = { ok: true; proof: CheckedProof } | { ok: false; reason: ProofFailure };
 
 const MAX_PROOF_LENGTH = 4096;
-const b64sha256 = (text: string) => createHash('sha256').update(text).digest('base64url');
+/** WebCrypto, not node:crypto: `@tessera/server/verify` runs wherever a Fetch `Request` does. */
+const b64sha256 = async (text: string) => base64url.encode(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text))));
 
 /** The URL as `htu` compares it (RFC 9449 §4.3): scheme, host, port and path, normalised; null when it is no absolute URL. */
 function htuOf(url: string | URL): string | null {
@@ -99,10 +99,10 @@ export async function checkProof(header: string | null | undefined, expect: Proo
   if (typeof iat !== 'number' || !Number.isFinite(iat) || Math.abs(expect.now / 1000 - iat) > window) return fail('iat');
   const jti = payload.jti;
   if (typeof jti !== 'string' || jti.length < 16 || jti.length > 256) return fail('jti');
-  const ath = expect.accessToken === undefined ? undefined : b64sha256(expect.accessToken);
+  const ath = expect.accessToken === undefined ? undefined : await b64sha256(expect.accessToken);
   if (payload.ath !== ath) return fail('ath');
   // Last, so a proof refused for another reason does not use up its jti. Kept while its iat is acceptable.
-  const fresh = await expect.replay.claimProofJti(b64sha256(`${jkt}.${jti}`), (iat + window + 1) * 1000, expect.now);
+  const fresh = await expect.replay.claimProofJti(await b64sha256(`${jkt}.${jti}`), (iat + window + 1) * 1000, expect.now);
   if (!fresh) return fail('replay');
   return { ok: true, proof: { jkt, jti, iat } };
 }

@@ -7,7 +7,9 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { SignJWT, calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Hono } from 'hono';
 import { checkProof, memoryReplayCache } from '../src/dpop.ts';
+import { verifyMiddleware, verifyRequest, wwwAuthenticate, type VerifyOptions, type VerifyVariables } from '../src/verify.ts';
 import { openPostgresStore } from '../src/store/postgres.ts';
 import type { Store } from '../src/store/types.ts';
 import { client, freshPostgresDatabase, openTestPglite, startTestServer, uniqueEmail, type RunningServer } from './helpers.ts';
@@ -284,6 +286,99 @@ describe("dpop: 'optional' and 'off'", () => {
 
   it('an unknown setting is a TypeError', async () => {
     await expect(startTestServer({ dpop: 'on' as 'optional', store })).rejects.toThrow(TypeError);
+  });
+});
+
+describe('verifyRequest (your API) checks DPoP', () => {
+  let store: Store;
+  let server: RunningServer;
+  let options: VerifyOptions;
+  const API = 'https://api.example.test';
+  beforeAll(async () => {
+    store = await openTestPglite();
+    server = await startTestServer({ dpop: 'optional', store });
+    options = { jwksUrl: `${server.url}/.well-known/jwks.json`, issuer: server.options.issuer, audience: server.options.audience, dpop: { replay: memoryReplayCache() } };
+  });
+  afterAll(async () => {
+    await server?.close();
+    await store?.close();
+  });
+
+  const call = (url: string, headers: Record<string, string>, method = 'GET') => new Request(url, { method, headers });
+  async function tokens(key?: Key) {
+    const p = page(server);
+    const res = await p.login(await p.register(), key);
+    expect(res.status).toBe(200);
+    return res.body.access_token as string;
+  }
+
+  it('a bound token passes only with DPoP and a proof of its key for this method and URL, once', async () => {
+    const key = await dpopKey();
+    const thief = await dpopKey();
+    const access = await tokens(key);
+    const url = `${API}/orders/7?view=full`;
+    const proof = await key.proof('GET', `${API}/orders/7`, { accessToken: access });
+    const ok = await verifyRequest(call(url, { authorization: `DPoP ${access}`, dpop: proof }), options);
+    expect(ok).toEqual({ ok: true, claims: expect.objectContaining({ jkt: key.jkt }) });
+    const refused = async (req: Request, opts = options) => {
+      const r = await verifyRequest(req, opts);
+      return r.ok ? 'ok' : `${r.reason}${r.proof ? `:${r.proof}` : ''}`;
+    };
+    expect(await refused(call(url, { authorization: `DPoP ${access}`, dpop: proof }))).toBe('invalid_dpop_proof:replay');
+    expect(await refused(call(url, { authorization: `Bearer ${access}` }))).toBe('dpop_required');
+    expect(await refused(call(url, { authorization: `DPoP ${access}`, dpop: await thief.proof('GET', url, { accessToken: access }) }))).toBe('invalid_dpop_proof:key_mismatch');
+    expect(await refused(call(url, { authorization: `DPoP ${access}`, dpop: await key.proof('GET', url, { accessToken: access }) }, 'DELETE'))).toBe('invalid_dpop_proof:htm');
+    expect(await refused(call(`${API}/orders/8`, { authorization: `DPoP ${access}`, dpop: await key.proof('GET', url, { accessToken: access }) }))).toBe('invalid_dpop_proof:htu');
+    expect(await refused(call(url, { authorization: `DPoP ${access}` }))).toBe('invalid_dpop_proof:missing');
+    expect(await refused(call(url, { authorization: `DPoP ${access}`, dpop: await key.proof('GET', url, { accessToken: access }) }))).toBe('ok');
+
+    const bearer = await verifyRequest(call(url, { authorization: `Bearer ${access}` }), options);
+    expect(bearer.ok ? '' : wwwAuthenticate(bearer)).toMatch(/^DPoP algs="ES256", error="invalid_token"/);
+  });
+
+  it('behind a proxy: proofs name the public URL (a base or a function of the request); the store is a replay cache shared by instances', async () => {
+    const key = await dpopKey();
+    const access = await tokens(key);
+    const internal = 'http://10.0.0.7:8080/orders';
+    const proof = () => key.proof('POST', `${API}/orders`, { accessToken: access });
+    const shared = { ...options, dpop: { publicUrl: API, replay: store } };
+    const headers = async () => ({ authorization: `DPoP ${access}`, dpop: await proof() });
+    expect((await verifyRequest(call(internal, await headers(), 'POST'), shared)).ok).toBe(true);
+    const computed = { ...options, dpop: { publicUrl: (r: Request) => `${API}${new URL(r.url).pathname}`, replay: store } };
+    const h = await headers();
+    expect((await verifyRequest(call(internal, h, 'POST'), computed)).ok).toBe(true);
+    // The same proof at a second "instance" (another options object, same store): a replay.
+    expect(await verifyRequest(call(internal, h, 'POST'), shared)).toMatchObject({ ok: false, proof: 'replay' });
+    // Without publicUrl the proof is for another URL than the request's.
+    expect(await verifyRequest(call(internal, await headers(), 'POST'), options)).toMatchObject({ ok: false, proof: 'htu' });
+  });
+
+  it('an unbound token passes as Bearer, not with the DPoP scheme, and not at all when DPoP is required', async () => {
+    const access = await tokens();
+    const key = await dpopKey();
+    const url = `${API}/x`;
+    expect((await verifyRequest(call(url, { authorization: `Bearer ${access}` }), options)).ok).toBe(true);
+    expect(await verifyRequest(call(url, { authorization: `DPoP ${access}`, dpop: await key.proof('GET', url, { accessToken: access }) }), options)).toMatchObject({ ok: false, reason: 'invalid_dpop_proof' });
+    const required = { ...options, dpop: { ...options.dpop, required: true } };
+    expect(await verifyRequest(call(url, { authorization: `Bearer ${access}` }), required)).toMatchObject({ ok: false, reason: 'dpop_required', scheme: 'DPoP' });
+    const missing = await verifyRequest(call(url, {}), required);
+    expect(missing.ok ? '' : wwwAuthenticate(missing)).toBe('DPoP algs="ES256"');
+  });
+
+  it('verifyMiddleware answers 401 invalid_dpop_proof with a DPoP challenge, and passes the proved request', async () => {
+    const key = await dpopKey();
+    const access = await tokens(key);
+    const app = new Hono<{ Variables: VerifyVariables }>();
+    app.use('/api/*', verifyMiddleware(options));
+    app.get('/api/me', (c) => c.json({ jkt: c.get('claims').jkt }));
+    const url = `${API}/api/me`;
+    const ok = await app.request(url, { headers: { authorization: `DPoP ${access}`, dpop: await key.proof('GET', url, { accessToken: access }) } });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toEqual({ jkt: key.jkt });
+    const bad = await app.request(url, { headers: { authorization: `DPoP ${access}`, dpop: await key.proof('POST', url, { accessToken: access }) } });
+    expect(bad.status).toBe(401);
+    expect(bad.headers.get('www-authenticate')).toBe('DPoP algs="ES256", error="invalid_dpop_proof", error_description="The DPoP proof is invalid (htm)."');
+    expect(await bad.json()).toMatchObject({ error: 'invalid_dpop_proof', reason: 'invalid_dpop_proof' });
   });
 });
 
