@@ -5,6 +5,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
+import type { ServerOptions } from './options.ts';
 import { startServer } from './server.ts';
 import { ensureUser } from './users.ts';
 
@@ -26,6 +27,7 @@ const server = await startServer({
   faults: true,
   accessTokenTtl: Number(process.env.TESSERA_ACCESS_TTL ?? 20),
   reuseGraceMs: Number(process.env.TESSERA_REUSE_GRACE_MS ?? 0),
+  dpop: (process.env.TESSERA_DPOP || undefined) as ServerOptions['dpop'], // off | optional | required; checked by resolveOptions
   // The dev server plays the mail service: it prints reset links (the only place a secret is printed).
   mailer: (message) => console.log(`[tessera] password reset for ${message.recipient}: ${String(message.payload.link)}`),
 });
