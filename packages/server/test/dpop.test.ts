@@ -12,7 +12,8 @@ import { checkProof, memoryReplayCache } from '../src/dpop.ts';
 import { verifyMiddleware, verifyRequest, wwwAuthenticate, type VerifyOptions, type VerifyVariables } from '../src/verify.ts';
 import { openPostgresStore } from '../src/store/postgres.ts';
 import type { Store } from '../src/store/types.ts';
-import { client, freshPostgresDatabase, openTestPglite, startTestServer, uniqueEmail, type RunningServer } from './helpers.ts';
+import { startInstances, type Instance } from '../tools/instances.ts';
+import { TEST_SCRYPT_COST, client, freshPostgresDatabase, openTestPglite, startTestServer, uniqueEmail, type RunningServer } from './helpers.ts';
 
 /** A client's DPoP key: `proof()` signs a proof for one request, as RFC 9449 §4 says unless told otherwise. */
 async function dpopKey() {
@@ -382,22 +383,20 @@ describe('verifyRequest (your API) checks DPoP', () => {
   });
 });
 
-describe('replay across instances on one PostgreSQL, behind one public URL', () => {
+describe('replay across two server processes on one PostgreSQL, behind one public URL', () => {
   const PUBLIC = 'https://auth.example.test';
   let db: Awaited<ReturnType<typeof freshPostgresDatabase>>;
-  let a: RunningServer;
-  let b: RunningServer;
+  let a: Instance;
+  let b: Instance;
   beforeAll(async () => {
     db = await freshPostgresDatabase();
-    // Each instance opens its own pool, as separate processes would; proofs name the public URL, not theirs.
-    a = await startTestServer({ dpop: 'required', databaseUrl: db.url, publicUrl: PUBLIC });
-    b = await startTestServer({ dpop: 'required', databaseUrl: db.url, publicUrl: PUBLIC });
-  });
+    // Proofs name the public URL (the load balancer's), not the instance's.
+    [a, b] = (await startInstances(2, { dpop: 'required', databaseUrl: db.url, publicUrl: PUBLIC, scryptCost: TEST_SCRYPT_COST })) as [Instance, Instance];
+  }, 240_000);
   afterAll(async () => {
-    await a?.close();
-    await b?.close();
+    await Promise.all([a?.stop(), b?.stop()]);
     await db?.drop();
-  });
+  }, 240_000);
 
   it('a proof used on one instance is refused on the other; fresh proofs work on both; a proof for the instance URL is refused', async () => {
     const pa = page(a, PUBLIC);
