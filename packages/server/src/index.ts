@@ -8,8 +8,9 @@ export { consoleLogger, silentLogger, resolveOptions, type Logger, type ServerOp
 export { Stats, type StatsSnapshot } from './stats.ts';
 export type { FaultSettings } from './faults.ts';
 export { openStore, openPgliteStore, openPostgresStore } from './store/index.ts';
-export type { Store, UserRecord, RefreshTokenRecord, SecurityEvent, OutboxMessage } from './store/types.ts';
+export type { Store, UserRecord, RefreshTokenRecord, SecurityEvent, OutboxMessage, SigningKeyRecord } from './store/types.ts';
 export { ensureUser, createUser, normalizeEmail, type PublicUser } from './users.ts';
 export { hashPassword, verifyPassword } from './passwords.ts';
 export { hashToken } from './crypto-utils.ts';
 export { REFRESH_COOKIE } from './auth-routes.ts';
+export { rotateSigningKey } from './tokens.ts';
