@@ -16,8 +16,12 @@ export function calledUrl(ctx: AppContext, c: C): string {
 export async function proofKey(ctx: AppContext, c: C, accessToken?: string): Promise<string | null> {
   const header = c.req.header('dpop');
   if (header === undefined) return null;
-  const { options, store } = ctx;
-  const result = await checkProof(header, { method: c.req.method, url: calledUrl(ctx, c), accessToken, now: options.now(), replay: store });
+  const { options, store, nonces } = ctx;
+  const now = options.now();
+  const result = await checkProof(header, { method: c.req.method, url: calledUrl(ctx, c), accessToken, now, replay: store, nonces: nonces ?? undefined });
+  if (!result.ok && result.reason === 'nonce') {
+    throw new HttpError(400, 'use_dpop_nonce', 'Use the DPoP nonce of the DPoP-Nonce header.', { 'DPoP-Nonce': await nonces!.current(now) });
+  }
   if (!result.ok) throw new HttpError(400, 'invalid_dpop_proof', `The DPoP proof is invalid (${result.reason}).`);
   return result.proof.jkt;
 }
@@ -52,9 +56,14 @@ export async function authenticate(ctx: AppContext, c: C): Promise<AccessClaims 
   }
   const failure = await checkBinding(
     { scheme: credentials.scheme, token: credentials.token, jkt: claims.jkt, proof: c.req.header('dpop'), required: options.dpop === 'required' },
-    { method: c.req.method, url: calledUrl(ctx, c), now: options.now(), replay: store },
+    { method: c.req.method, url: calledUrl(ctx, c), now: options.now(), replay: store, nonces: ctx.nonces ?? undefined },
   );
   if (!failure) return claims;
+  if (failure.reason === 'invalid_dpop_proof' && failure.proof === 'nonce') {
+    const description = 'Use the DPoP nonce of the DPoP-Nonce header.';
+    const headers = { 'WWW-Authenticate': dpopChallenge('use_dpop_nonce', description), 'DPoP-Nonce': await ctx.nonces!.current(options.now()) };
+    return errorResponse(c, 401, 'use_dpop_nonce', description, headers);
+  }
   if (failure.reason === 'dpop_required') {
     const description = 'This access token must be sent with the DPoP scheme and a proof of its key.';
     return errorResponse(c, 401, 'invalid_token', description, { 'WWW-Authenticate': dpopChallenge('invalid_token', description) });

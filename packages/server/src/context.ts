@@ -1,5 +1,6 @@
 import type { Context } from 'hono';
 import type { HttpBindings } from '@hono/node-server';
+import type { NonceSource } from './dpop.ts';
 import type { Faults } from './faults.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { RefreshTokens } from './refresh-tokens.ts';
@@ -17,6 +18,8 @@ export interface AppContext {
   refreshTokens: RefreshTokens;
   throttle: LoginThrottle;
   faults: Faults;
+  /** DPoP server nonces, when `dpopNonces` is on. */
+  nonces: NonceSource | null;
   /** A hash verified for unknown e-mails so login timing does not reveal accounts. */
   dummyPasswordHash: string;
 }

@@ -25,7 +25,9 @@ export type ProofFailure =
   /** `ath` is not the hash of the access token sent with the request (or there is one without a token). */
   | 'ath'
   /** The proof's key is not the one the token is bound to. */
-  | 'key_mismatch';
+  | 'key_mismatch'
+  /** The server wants its nonce, and the proof has none or an old one (answered with `use_dpop_nonce`). */
+  | 'nonce';
 
 /** What a proof that verified says. */
 export interface CheckedProof {
@@ -57,6 +59,42 @@ export interface ProofExpectation {
   replay: ReplayCache;
   /** Seconds a proof's `iat` may be away from `now`, either way. @default 60 */
   iatWindowSeconds?: number;
+  /** The server's nonces, when it requires them. */
+  nonces?: NonceSource | undefined;
+}
+
+/**
+ * Server nonces (RFC 9449 §8) without storage: an HMAC of the time window under a secret, so every
+ * instance holding the secret makes and accepts the same nonces.
+ */
+export interface NonceSource {
+  /** The nonce to hand out at `now` (ms). */
+  current(now: number): Promise<string>;
+  /** True for the nonce of the window of `now` or of the one before. */
+  accepts(nonce: unknown, now: number): Promise<boolean>;
+}
+
+/** A {@link NonceSource} whose nonces change every `windowMs` (the previous one is still accepted). */
+export function hmacNonces(secret: string, windowMs = 300_000): NonceSource {
+  const key = crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  const cache = new Map<number, string>();
+  const of = async (window: number) => {
+    let nonce = cache.get(window);
+    if (!nonce) {
+      const mac = new Uint8Array(await crypto.subtle.sign('HMAC', await key, new TextEncoder().encode(`dpop-nonce.${window}`)));
+      nonce = `${window.toString(36)}.${base64url.encode(mac.subarray(0, 18))}`;
+      if (cache.size > 4) cache.clear();
+      cache.set(window, nonce);
+    }
+    return nonce;
+  };
+  return {
+    current: (now) => of(Math.floor(now / windowMs)),
+    async accepts(nonce, now) {
+      const window = Math.floor(now / windowMs);
+      return typeof nonce === 'string' && (nonce === (await of(window)) || nonce === (await of(window - 1)));
+    },
+  };
 }
 
 /** What {@link checkProof} resolves to. */
@@ -101,6 +139,7 @@ export async function checkProof(header: string | null | undefined, expect: Proo
   if (typeof jti !== 'string' || jti.length < 16 || jti.length > 256) return fail('jti');
   const ath = expect.accessToken === undefined ? undefined : await b64sha256(expect.accessToken);
   if (payload.ath !== ath) return fail('ath');
+  if (expect.nonces && !(await expect.nonces.accepts(payload.nonce, expect.now))) return fail('nonce');
   // Last, so a proof refused for another reason does not use up its jti. Kept while its iat is acceptable.
   const fresh = await expect.replay.claimProofJti(await b64sha256(`${jkt}.${jti}`), (iat + window + 1) * 1000, expect.now);
   if (!fresh) return fail('replay');

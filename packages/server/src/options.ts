@@ -96,6 +96,14 @@ export interface ServerOptions {
    * scheme and a proof from its key, whatever this says. @default 'off'
    */
   dpop?: DpopMode;
+  /**
+   * DPoP server nonces (RFC 9449 §8): every answer carries `DPoP-Nonce`, and a proof without a recent
+   * one is answered 400 `use_dpop_nonce` (token endpoints) or 401 with `WWW-Authenticate: DPoP
+   * error="use_dpop_nonce"` (resources), which clients answer with one retry. Nonces change every 5
+   * minutes (the previous one is still accepted) and are the same on every instance of one database.
+   * @default false
+   */
+  dpopNonces?: boolean;
 }
 
 /** Options with every default filled in. */
@@ -163,5 +171,6 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     mailer: options.mailer,
     publicUrl: options.publicUrl,
     dpop,
+    dpopNonces: options.dpopNonces ?? false,
   };
 }

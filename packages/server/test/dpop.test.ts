@@ -23,7 +23,7 @@ async function dpopKey() {
   const proof = (
     method: string,
     url: string,
-    extra: { accessToken?: string; ath?: string; iat?: number; jti?: string; key?: CryptoKey; typ?: string } = {},
+    extra: { accessToken?: string; ath?: string; iat?: number; jti?: string; key?: CryptoKey; typ?: string; nonce?: string } = {},
   ) =>
     new SignJWT({
       htm: method,
@@ -31,6 +31,7 @@ async function dpopKey() {
       iat: extra.iat ?? Math.floor(Date.now() / 1000),
       jti: extra.jti ?? randomUUID(),
       ath: extra.ath ?? (extra.accessToken && createHash('sha256').update(extra.accessToken).digest('base64url')),
+      nonce: extra.nonce,
     })
       .setProtectedHeader({ typ: extra.typ ?? 'dpop+jwt', alg: 'ES256', jwk })
       .sign(extra.key ?? privateKey);
@@ -287,6 +288,66 @@ describe("dpop: 'optional' and 'off'", () => {
 
   it('an unknown setting is a TypeError', async () => {
     await expect(startTestServer({ dpop: 'on' as 'optional', store })).rejects.toThrow(TypeError);
+  });
+});
+
+describe('server nonces (dpopNonces)', () => {
+  const APP = 'http://app.example.test';
+  let store: Store;
+  let a: RunningServer;
+  let b: RunningServer;
+  beforeAll(async () => {
+    store = await openTestPglite();
+    const corsOrigins = [APP];
+    [a, b] = await Promise.all([startTestServer({ dpop: 'required', dpopNonces: true, store, corsOrigins }), startTestServer({ dpop: 'required', dpopNonces: true, store })]);
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await store?.close();
+  });
+
+  it('a proof without the nonce is asked again (400 use_dpop_nonce at the token endpoint, 401 at a resource) with DPoP-Nonce; with it the request passes', async () => {
+    const p = page(a);
+    const key = await dpopKey();
+    const email = await p.register();
+    const asked = await p.login(email, key);
+    expect([asked.status, asked.body.error, noTokens(asked.body)]).toEqual([400, 'use_dpop_nonce', true]);
+    const nonce = asked.headers.get('dpop-nonce')!;
+    expect(nonce).toMatch(/^[a-z0-9]+\.[\w-]{24}$/);
+    const login = await p.api.post('/auth/login', { email, password: PASSWORD }, { dpop: await key.proof('POST', p.at('/auth/login'), { nonce }) });
+    expect(login.status).toBe(200);
+    expect(login.headers.get('dpop-nonce')).toBe(nonce);
+    const access = login.body.access_token as string;
+
+    const challenged = await p.get('/api/data', access, key);
+    expect(challenged.status).toBe(401);
+    expect(challenged.headers.get('www-authenticate')).toMatch(/^DPoP algs="ES256", error="use_dpop_nonce"/);
+    expect(challenged.headers.get('dpop-nonce')).toBe(nonce);
+    const auth = (extra: { nonce?: string }) => key.proof('GET', p.at('/api/data'), { accessToken: access, ...extra });
+    expect((await p.api.get('/api/data', { authorization: `DPoP ${access}`, dpop: await auth({ nonce: 'made-up' }) })).status).toBe(401);
+    expect((await p.api.get('/api/data', { authorization: `DPoP ${access}`, dpop: await auth({ nonce }) })).status).toBe(200);
+  });
+
+  it('CORS: a page on another origin may send the DPoP header and read DPoP-Nonce', async () => {
+    const pre = await fetch(`${a.url}/api/data`, {
+      method: 'OPTIONS',
+      headers: { origin: APP, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization, dpop' },
+    });
+    expect(pre.headers.get('access-control-allow-headers')?.split(/, */)).toContain('DPoP');
+    const res = await fetch(`${a.url}/api/data`, { headers: { origin: APP } });
+    expect(res.headers.get('access-control-expose-headers')?.split(/, */)).toEqual(expect.arrayContaining(['WWW-Authenticate', 'DPoP-Nonce']));
+  });
+
+  it('instances on one database hand out and accept the same nonce', async () => {
+    const [pa, pb] = [page(a), page(b)];
+    const na = (await pa.api.get('/.well-known/jwks.json')).headers.get('dpop-nonce');
+    const nb = (await pb.api.get('/.well-known/jwks.json')).headers.get('dpop-nonce');
+    expect(na).toBe(nb);
+    const key = await dpopKey();
+    const email = await pa.register();
+    const res = await pb.api.post('/auth/login', { email, password: PASSWORD }, { dpop: await key.proof('POST', pb.at('/auth/login'), { nonce: na! }) });
+    expect(res.status).toBe(200);
   });
 });
 

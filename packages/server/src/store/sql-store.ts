@@ -281,6 +281,15 @@ export class SqlStore implements Store {
     return (await this.#db.query(CLAIM_PROOF, [key, expiresAt, now])).length === 1;
   }
 
+  async sharedSecret(name: string, candidate: string): Promise<string> {
+    const rows = await this.#db.query(
+      `WITH added AS (INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING value)
+       SELECT value FROM added UNION ALL SELECT value FROM server_secrets WHERE name = $1`,
+      [name, candidate],
+    );
+    return str(rows[0]!.value);
+  }
+
   async insertSecurityEvent(e: SecurityEvent): Promise<void> {
     await this.#db.query(
       'INSERT INTO security_events (id, kind, user_id, family_id, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6)',

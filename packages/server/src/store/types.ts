@@ -135,6 +135,9 @@ export interface Store {
    */
   claimProofJti(key: string, expiresAt: number, now: number): Promise<boolean>;
 
+  /** The secret stored under `name`, storing `candidate` first when there is none (instances agree on the first one). */
+  sharedSecret(name: string, candidate: string): Promise<string>;
+
   insertSecurityEvent(event: SecurityEvent): Promise<void>;
   listSecurityEvents(filter?: { userId?: string; familyId?: string }): Promise<SecurityEvent[]>;
 
