@@ -128,3 +128,41 @@ describe("tessera/dpop on the reference server (dpop: 'required')", () => {
     expect(events).not.toContain('logout-error')
   })
 })
+
+describe('tessera/dpop on the reference server with nonces (dpopNonces)', () => {
+  let nonced: RunningServer
+  beforeAll(async () => {
+    nonced = await startServer({ port: 0, dpop: 'required', dpopNonces: true, scryptCost: 1024, logger: silentLogger })
+  })
+  afterAll(async () => {
+    await nonced?.close()
+  })
+
+  it('the login is asked for the nonce once and retried; the refresh carries it and is not asked; every transport passes', async () => {
+    const email = 'nonce@example.test'
+    const password = 'correct horse battery'
+    await fetch(`${nonced.url}/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }) })
+    const answers: Array<[string, number]> = []
+    const counting: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init)
+      answers.push([new URL(String(input)).pathname, res.status])
+      return res
+    }
+    const dpop = createDpop({ indexedDB: new IDBFactory() })
+    const auth = createAuth({ authority: httpAuthority({ baseUrl: `${nonced.url}/auth`, dpop, fetch: counting }), proof: dpop, allowedOrigins: [nonced.url], channel: null, lock: null, retry: { attempts: 1 } })
+    engines.push(auth)
+    await auth.ready()
+    await auth.login({ email, password })
+    await auth.refresh()
+    expect(answers).toEqual([
+      ['/auth/login', 400],
+      ['/auth/login', 200],
+      ['/auth/refresh', 200],
+    ])
+    for (const name of TRANSPORTS) {
+      const answer = await senders(auth)[name](`${nonced.url}/api/echo`, { name })
+      expect([name, answer.status, echoed(name, answer.json)]).toEqual([name, 200, { name }])
+    }
+  })
+})
+
