@@ -38,8 +38,8 @@ export interface CheckedProof {
 }
 
 /**
- * Remembers proofs until they expire; {@link Store} implements it on the database, so instances sharing
- * one PostgreSQL refuse each other's replays. {@link memoryReplayCache} is the one-process version.
+ * Remembers proofs until they expire. The server's `Store` implements it on the database, so instances
+ * sharing one PostgreSQL refuse each other's replays; {@link memoryReplayCache} is the one-process version.
  */
 export interface ReplayCache {
   /** Records `key` until `expiresAt` (ms); resolves false when it was recorded already and has not expired at `now` (ms). */
@@ -148,7 +148,8 @@ export async function checkProof(header: string | null | undefined, expect: Proo
 
 /**
  * A {@link ReplayCache} in this process's memory: enough for one instance; several instances need a
- * shared one (the server's `Store`).
+ * shared one (the server's `Store`). It holds every proof accepted in the last `2 × iat window` (expired
+ * ones are dropped at most once a second), so its size follows the request rate.
  */
 export function memoryReplayCache(): ReplayCache {
   const seen = new Map<string, number>();
