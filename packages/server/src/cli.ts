@@ -28,6 +28,7 @@ const server = await startServer({
   accessTokenTtl: Number(process.env.TESSERA_ACCESS_TTL ?? 20),
   reuseGraceMs: Number(process.env.TESSERA_REUSE_GRACE_MS ?? 0),
   dpop: (process.env.TESSERA_DPOP || undefined) as ServerOptions['dpop'], // off | optional | required; checked by resolveOptions
+  publicUrl: process.env.TESSERA_PUBLIC_URL || undefined, // the origin pages call through a proxy (reset links, DPoP htu)
   // The dev server plays the mail service: it prints reset links (the only place a secret is printed).
   mailer: (message) => console.log(`[tessera] password reset for ${message.recipient}: ${String(message.payload.link)}`),
 });
