@@ -5,9 +5,9 @@
  */
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import type { MiddlewareHandler } from 'hono';
-import { boundKey, checkBinding, memoryReplayCache, parseAuthorization, type ProofFailure, type ReplayCache } from './dpop.ts';
+import { boundKey, checkBinding, memoryReplayCache, parseAuthorization, type NonceSource, type ProofFailure, type ReplayCache } from './dpop.ts';
 
-export { memoryReplayCache, type ProofFailure, type ReplayCache } from './dpop.ts';
+export { hmacNonces, memoryReplayCache, type NonceSource, type ProofFailure, type ReplayCache } from './dpop.ts';
 
 /** Why a request was not authenticated. Every reason but `jwks_unavailable` is a 401. */
 export type VerifyFailureReason =
@@ -52,6 +52,8 @@ export type VerifyResult =
       scheme: 'Bearer' | 'DPoP';
       /** For `invalid_dpop_proof`: the check the proof failed. */
       proof?: ProofFailure;
+      /** With `dpop.nonces`, for `proof: 'nonce'`: the nonce to send in a `DPoP-Nonce` header. */
+      nonce?: string;
     };
 
 /** How {@link verifyRequest} checks DPoP (RFC 9449) proofs. */
@@ -73,6 +75,12 @@ export interface VerifyDpopOptions {
   iatWindowSeconds?: number;
   /** The clock, ms since the epoch (tests). @default Date.now */
   now?: () => number;
+  /**
+   * Require server nonces (RFC 9449 §9): a proof without a recent one fails with `proof: 'nonce'` and
+   * the failure's `nonce`; answer with it in `DPoP-Nonce` (verifyMiddleware does). E.g. `hmacNonces(secret)`,
+   * the same secret on every instance.
+   */
+  nonces?: NonceSource;
 }
 
 /** Where the keys are and what the tokens must say. */
@@ -217,29 +225,33 @@ export async function verifyRequest(request: Request, options: VerifyOptions): P
   } catch (error) {
     return fail(classify(error), scheme);
   }
+  const now = (dpop.now ?? Date.now)();
   const failure = await checkBinding(
     { scheme, token, jkt: claims.jkt, proof: request.headers.get('dpop'), required: dpop.required ?? false },
     {
       method: request.method,
       url: publicUrlOf(request, dpop.publicUrl),
-      now: (dpop.now ?? Date.now)(),
+      now,
       replay: dpop.replay ?? sharedReplay,
       iatWindowSeconds: dpop.iatWindowSeconds,
+      nonces: dpop.nonces,
     },
   );
   if (!failure) return { ok: true, claims };
-  return failure.reason === 'dpop_required' ? fail('dpop_required') : fail('invalid_dpop_proof', 'DPoP', failure.proof);
+  if (failure.reason === 'dpop_required') return fail('dpop_required');
+  const refused = fail('invalid_dpop_proof', 'DPoP', failure.proof);
+  return failure.proof === 'nonce' && !refused.ok ? { ...refused, nonce: await dpop.nonces!.current(now) } : refused;
 }
 
 /**
  * The `WWW-Authenticate` value for a failure (RFC 6750 §3, RFC 9449 §7.1: no error code when no token
  * was sent; `DPoP algs="ES256"` when the failure's `scheme` is DPoP).
  */
-export function wwwAuthenticate(failure: { reason: VerifyFailureReason; description: string; scheme?: 'Bearer' | 'DPoP' }): string {
+export function wwwAuthenticate(failure: { reason: VerifyFailureReason; description: string; scheme?: 'Bearer' | 'DPoP'; proof?: ProofFailure }): string {
   const dpop = failure.scheme === 'DPoP';
   const head = dpop ? 'DPoP algs="ES256"' : 'Bearer';
   if (failure.reason === 'missing') return head;
-  const error = failure.reason === 'invalid_dpop_proof' ? 'invalid_dpop_proof' : 'invalid_token';
+  const error = failure.proof === 'nonce' ? 'use_dpop_nonce' : failure.reason === 'invalid_dpop_proof' ? 'invalid_dpop_proof' : 'invalid_token';
   return `${head}${dpop ? ',' : ''} error="${error}", error_description="${failure.description}"`;
 }
 
@@ -255,8 +267,13 @@ export function verifyMiddleware(options: VerifyOptions): MiddlewareHandler<{ Va
   return async (c, next) => {
     const result = await verifyRequest(c.req.raw, options);
     if (!result.ok) {
-      const error = result.status === 503 ? 'temporarily_unavailable' : result.reason === 'invalid_dpop_proof' ? 'invalid_dpop_proof' : 'invalid_token';
+      const error =
+        result.status === 503 ? 'temporarily_unavailable'
+        : result.proof === 'nonce' ? 'use_dpop_nonce'
+        : result.reason === 'invalid_dpop_proof' ? 'invalid_dpop_proof'
+        : 'invalid_token';
       if (result.status === 401) c.header('WWW-Authenticate', wwwAuthenticate(result));
+      if (result.nonce) c.header('DPoP-Nonce', result.nonce);
       c.header('Cache-Control', 'no-store');
       return c.json({ error, error_description: result.description, reason: result.reason }, result.status);
     }

@@ -8,7 +8,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { SignJWT, calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Hono } from 'hono';
-import { checkProof, memoryReplayCache } from '../src/dpop.ts';
+import { checkProof, hmacNonces, memoryReplayCache } from '../src/dpop.ts';
 import { verifyMiddleware, verifyRequest, wwwAuthenticate, type VerifyOptions, type VerifyVariables } from '../src/verify.ts';
 import { openPostgresStore } from '../src/store/postgres.ts';
 import type { Store } from '../src/store/types.ts';
@@ -425,6 +425,23 @@ describe('verifyRequest (your API) checks DPoP', () => {
     expect(await verifyRequest(call(url, { authorization: `Bearer ${access}` }), required)).toMatchObject({ ok: false, reason: 'dpop_required', scheme: 'DPoP' });
     const missing = await verifyRequest(call(url, {}), required);
     expect(missing.ok ? '' : wwwAuthenticate(missing)).toBe('DPoP algs="ES256"');
+  });
+
+  it('with dpop.nonces, a proof without the nonce is answered use_dpop_nonce with DPoP-Nonce; with it the request passes', async () => {
+    const key = await dpopKey();
+    const access = await tokens(key);
+    const app = new Hono<{ Variables: VerifyVariables }>();
+    app.use('/api/*', verifyMiddleware({ ...options, dpop: { ...options.dpop, nonces: hmacNonces('a secret shared by the API instances') } }));
+    app.get('/api/me', (c) => c.json({ sub: c.get('claims').sub }));
+    const url = `${API}/api/me`;
+    const asked = await app.request(url, { headers: { authorization: `DPoP ${access}`, dpop: await key.proof('GET', url, { accessToken: access }) } });
+    expect(asked.status).toBe(401);
+    expect(asked.headers.get('www-authenticate')).toMatch(/^DPoP algs="ES256", error="use_dpop_nonce"/);
+    expect(await asked.json()).toMatchObject({ error: 'use_dpop_nonce' });
+    const nonce = asked.headers.get('dpop-nonce')!;
+    expect(nonce).toBeTruthy();
+    const ok = await app.request(url, { headers: { authorization: `DPoP ${access}`, dpop: await key.proof('GET', url, { accessToken: access, nonce }) } });
+    expect(ok.status).toBe(200);
   });
 
   it('verifyMiddleware answers 401 invalid_dpop_proof with a DPoP challenge, and passes the proved request', async () => {
