@@ -286,6 +286,26 @@ describe("dpop: 'optional' and 'off'", () => {
     expect((await p.refresh(res.body.refresh_token, key)).body.token_type).toBe('Bearer');
   });
 
+  it('within the reuse grace window the same pair comes back only to the same key; the successor stays bound', async () => {
+    const graced = await startTestServer({ dpop: 'required', reuseGraceMs: 60_000, store });
+    try {
+      const p = page(graced);
+      const key = await dpopKey();
+      const thief = await dpopKey();
+      const login = await p.login(await p.register(), key);
+      const first = await p.refresh(login.body.refresh_token, key);
+      expect(first.status).toBe(200);
+      const stolen = await p.refresh(login.body.refresh_token, thief);
+      expect([stolen.status, noTokens(stolen.body)]).toEqual([400, true]);
+      const again = await p.refresh(login.body.refresh_token, key);
+      expect(again.body.refresh_token).toBe(first.body.refresh_token);
+      expect(decodeJwt(again.body.access_token).cnf).toEqual({ jkt: key.jkt });
+      expect((await p.refresh(first.body.refresh_token, key)).status).toBe(200);
+    } finally {
+      await graced.close();
+    }
+  });
+
   it('an unknown setting is a TypeError', async () => {
     await expect(startTestServer({ dpop: 'on' as 'optional', store })).rejects.toThrow(TypeError);
   });
