@@ -201,6 +201,7 @@ function publicUrlOf(request: Request, publicUrl: VerifyDpopOptions['publicUrl']
  * (`cnf.jkt`) only with `Authorization: DPoP` and a `DPoP` proof of that key for this method and URL,
  * with `ath`, fresh and not seen before (RFC 9449); see {@link VerifyOptions.dpop}.
  * @returns claims, or a reason and the status to answer with; never throws for a bad token.
+ * @throws what `dpop.replay` or `dpop.publicUrl` throw (a replay store that is down is not a verdict on the token).
  * @remarks Keys are fetched once per `jwksUrl` per process and again for a `kid` not seen yet (at most
  * once per `jwksCooldownMs`).
  * @example
