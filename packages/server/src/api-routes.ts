@@ -1,7 +1,6 @@
 import { Hono } from 'hono';
 import type { AppContext, Env } from './context.ts';
-import { bearerToken } from './context.ts';
-import { invalidToken } from './http-errors.ts';
+import { authenticate } from './authenticate.ts';
 import { readJson } from './request-body.ts';
 
 const ITEMS = [
@@ -10,18 +9,17 @@ const ITEMS = [
   { id: 3, name: 'gamma' },
 ];
 
-/** The protected sample API under /api: every route requires a valid Bearer access token. */
+/** The protected sample API under /api: every route requires a valid access token (Bearer, or DPoP with its proof). */
 export function apiRoutes(ctx: AppContext): Hono<Env> {
-  const { options, signer, stats } = ctx;
+  const { options, stats } = ctx;
   const app = new Hono<Env>();
 
   app.use('*', async (c, next) => {
     stats.counters.api.calls++;
-    const token = bearerToken(c);
-    const claims = token ? await signer.verify(token, options.now()) : null;
-    if (!claims) {
+    const claims = await authenticate(ctx, c);
+    if (claims instanceof Response) {
       stats.counters.api.unauthorized++;
-      return invalidToken(c);
+      return claims;
     }
     c.set('claims', claims);
     await next();

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Hono } from 'hono';
 import { serveStatic } from '@hono/node-server/serve-static';
@@ -6,6 +7,7 @@ import { authRoutes } from './auth-routes.ts';
 import type { AppContext, Env } from './context.ts';
 import { cors } from './cors.ts';
 import { devRoutes } from './dev-routes.ts';
+import { hmacNonces } from './dpop.ts';
 import { Faults } from './faults.ts';
 import { HttpError, errorResponse } from './http-errors.ts';
 import { HOME_PAGE } from './home-page.ts';
@@ -55,6 +57,7 @@ export async function createApp(input: ServerOptions = {}): Promise<TesseraApp> 
   });
   const stats = new Stats();
   const faults = new Faults();
+  const nonces = options.dpopNonces ? hmacNonces(await store.sharedSecret('dpop-nonce', randomBytes(32).toString('base64url'))) : null;
   const ctx: AppContext = {
     options,
     store,
@@ -62,6 +65,7 @@ export async function createApp(input: ServerOptions = {}): Promise<TesseraApp> 
     stats,
     faults,
     dummyPasswordHash,
+    nonces,
     refreshTokens: new RefreshTokens({ store, signer, options, stats }),
     throttle: new LoginThrottle({ store, windowMs: options.throttle.windowMs, now: options.now }),
   };
@@ -82,6 +86,12 @@ export async function createApp(input: ServerOptions = {}): Promise<TesseraApp> 
     c.res.headers.set('Referrer-Policy', 'no-referrer');
   });
   app.use('*', cors(options.corsOrigins, { credentials: options.refreshTokenDelivery === 'cookie' }));
+  if (nonces) {
+    app.use('*', async (c, next) => {
+      await next();
+      if (!c.res.headers.has('DPoP-Nonce')) c.res.headers.set('DPoP-Nonce', await nonces.current(options.now()));
+    });
+  }
   app.use('/auth/refresh', async (c, next) => {
     if (c.req.method === 'POST') stats.counters.refresh.calls++;
     await next();

@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { Hono } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { AppContext, C, Env } from './context.ts';
-import { bearerToken, clientAddress } from './context.ts';
+import { clientAddress } from './context.ts';
+import { authenticate, proofKey, tokenEndpointKey } from './authenticate.ts';
+import { parseAuthorization } from './dpop.ts';
 import { hashToken, newOpaqueToken } from './crypto-utils.ts';
 import { HttpError, errorResponse, invalidToken } from './http-errors.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
@@ -27,7 +29,7 @@ function emailField(body: unknown): string {
 
 /** The /auth/* routes. */
 export function authRoutes(ctx: AppContext): Hono<Env> {
-  const { options, store, signer, stats, refreshTokens, throttle } = ctx;
+  const { options, store, stats, refreshTokens, throttle } = ctx;
   const app = new Hono<Env>();
   const limit = options.bodyLimit;
   const cookieMode = options.refreshTokenDelivery === 'cookie';
@@ -46,11 +48,12 @@ export function authRoutes(ctx: AppContext): Hono<Env> {
   };
   const cookieBase = (c: C) => ({ httpOnly: true, sameSite: 'Strict' as const, path: '/auth', secure: cookieSecure(c) });
 
-  function tokenResponse(c: C, t: IssuedTokens): Response {
+  /** The answer of a login or refresh; `jkt` is the DPoP key the tokens are bound to. */
+  function tokenResponse(c: C, t: IssuedTokens, jkt: string | null): Response {
     const now = options.now();
     const body: Record<string, unknown> = {
       access_token: t.accessToken,
-      token_type: 'Bearer',
+      token_type: jkt ? 'DPoP' : 'Bearer',
       expires_in: Math.max(0, Math.floor((t.accessExp * 1000 - now) / 1000)), // never more than the token really has left
     };
     if (cookieMode) {
@@ -97,6 +100,7 @@ export function authRoutes(ctx: AppContext): Hono<Env> {
     const body = await readJson(c, limit);
     const email = emailField(body);
     const password = field(body, 'password', PASSWORD);
+    const jkt = await tokenEndpointKey(ctx, c);
     const accountKey = `account:${email}`;
     const addressKey = `address:${clientAddress(c)}`;
     const { maxFailuresPerAccount, maxFailuresPerAddress } = options.throttle;
@@ -114,20 +118,21 @@ export function authRoutes(ctx: AppContext): Hono<Env> {
     }
     await throttle.reset(accountKey);
     stats.counters.login++;
-    return tokenResponse(c, await refreshTokens.issue(user));
+    return tokenResponse(c, await refreshTokens.issue(user, jkt), jkt);
   });
 
   app.post('/refresh', async (c) => {
     const presented = await presentedRefreshToken(c);
+    const jkt = await tokenEndpointKey(ctx, c);
     const refresh = stats.counters.refresh;
-    const result = presented ? await refreshTokens.rotate(presented) : ({ ok: false, reason: 'unknown' } as const);
+    const result = presented ? await refreshTokens.rotate(presented, jkt) : ({ ok: false, reason: 'unknown' } as const);
     if (!result.ok) {
       refresh.invalidGrant++;
       if (cookieMode) deleteCookie(c, REFRESH_COOKIE, cookieBase(c));
       return errorResponse(c, 400, 'invalid_grant', 'The refresh token is invalid, expired, revoked or was already used.');
     }
     refresh.succeeded++;
-    return tokenResponse(c, result.tokens);
+    return tokenResponse(c, result.tokens, jkt);
   });
 
   app.post('/logout', async (c) => {
@@ -138,15 +143,20 @@ export function authRoutes(ctx: AppContext): Hono<Env> {
       // A missing token is fine (logout is idempotent); a malformed request is still an error.
       if (!cookieMode) throw error;
     }
-    if (presented) await refreshTokens.revoke(presented);
+    // A token bound to a DPoP key is revoked only by its key (else a stolen one could end the owner's session).
+    const credentials = parseAuthorization(c.req.header('authorization'));
+    const jkt = await proofKey(ctx, c, credentials.scheme === 'DPoP' ? (credentials.token ?? undefined) : undefined);
+    if (presented && !(await refreshTokens.revoke(presented, jkt))) {
+      return errorResponse(c, 400, 'invalid_grant', 'This refresh token is bound to a DPoP key: revoke it with a proof of that key.');
+    }
     if (cookieMode) deleteCookie(c, REFRESH_COOKIE, cookieBase(c));
     return c.body(null, 204);
   });
 
   app.get('/me', async (c) => {
-    const token = bearerToken(c);
-    const claims = token ? await signer.verify(token, options.now()) : null;
-    const user = claims ? await store.findUserById(claims.sub) : null;
+    const claims = await authenticate(ctx, c);
+    if (claims instanceof Response) return claims;
+    const user = await store.findUserById(claims.sub);
     if (!user) return invalidToken(c);
     return c.json(publicUser(user), 200);
   });
@@ -187,9 +197,9 @@ export function authRoutes(ctx: AppContext): Hono<Env> {
   });
 
   app.post('/change-password', async (c) => {
-    const token = bearerToken(c);
-    const claims = token ? await signer.verify(token, options.now()) : null;
-    const user = claims ? await store.findUserById(claims.sub) : null;
+    const claims = await authenticate(ctx, c);
+    if (claims instanceof Response) return claims;
+    const user = await store.findUserById(claims.sub);
     if (!user) return invalidToken(c);
     const body = await readJson(c, limit);
     const current = field(body, 'current_password', PASSWORD);

@@ -85,7 +85,11 @@ const SETTINGS: readonly Setting[] = [
   { flag: 'reuse-grace', env: 'TESSERA_REUSE_GRACE_MS', option: 'reuseGraceMs', value: '<duration>', default: '0', about: 'a rotated refresh token presented again this soon gets the same new pair instead of revoking (bare number = ms)', parse: duration('ms') },
   { flag: 'issuer', env: 'TESSERA_ISSUER', option: 'issuer', value: '<text>', default: 'tessera-reference-server', about: 'the `iss` claim of access tokens', parse: text },
   { flag: 'audience', env: 'TESSERA_AUDIENCE', option: 'audience', value: '<text>', default: 'tessera', about: 'the `aud` claim of access tokens', parse: text },
-  { flag: 'public-url', env: 'TESSERA_PUBLIC_URL', option: 'publicUrl', value: '<url>', default: 'the listening URL', about: 'base of password-reset links (the address users reach, behind a proxy)', parse: text },
+  { flag: 'public-url', env: 'TESSERA_PUBLIC_URL', option: 'publicUrl', value: '<url>', default: 'the listening URL', about: 'the address users reach (behind a proxy): base of password-reset links, and the URL DPoP proofs name', parse: text },
+  { flag: 'dpop', env: 'TESSERA_DPOP', option: 'dpop', value: 'off|optional|required', default: 'off', about: 'DPoP (RFC 9449): tokens bound to the key that proved the login; required refuses Bearer', parse: (v) => {
+      if (v !== 'off' && v !== 'optional' && v !== 'required') throw new Error("expected 'off', 'optional' or 'required'");
+      return v;
+    } },
   { flag: 'static-dir', env: 'TESSERA_STATIC_DIR', option: 'staticDir', value: '<dir>', default: 'none', about: 'a built web page to serve at /', parse: path },
 ];
 

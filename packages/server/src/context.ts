@@ -1,5 +1,6 @@
 import type { Context } from 'hono';
 import type { HttpBindings } from '@hono/node-server';
+import type { NonceSource } from './dpop.ts';
 import type { Faults } from './faults.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { RefreshTokens } from './refresh-tokens.ts';
@@ -7,7 +8,6 @@ import type { Stats } from './stats.ts';
 import type { Store } from './store/types.ts';
 import type { LoginThrottle } from './throttle.ts';
 import type { AccessClaims, TokenSigner } from './tokens.ts';
-import { parseBearer } from './verify.ts';
 
 /** Everything the route modules share; one per app. */
 export interface AppContext {
@@ -18,6 +18,8 @@ export interface AppContext {
   refreshTokens: RefreshTokens;
   throttle: LoginThrottle;
   faults: Faults;
+  /** DPoP server nonces, when `dpopNonces` is on. */
+  nonces: NonceSource | null;
   /** A hash verified for unknown e-mails so login timing does not reveal accounts. */
   dummyPasswordHash: string;
 }
@@ -31,7 +33,3 @@ export function clientAddress(c: C): string {
   return c.env?.incoming?.socket?.remoteAddress ?? 'unknown';
 }
 
-/** The Bearer token of the request, or undefined. */
-export function bearerToken(c: C): string | undefined {
-  return parseBearer(c.req.header('authorization')) ?? undefined;
-}

@@ -16,7 +16,7 @@ export function cors(origins: readonly string[], { credentials }: { credentials:
         headers.set('Access-Control-Allow-Origin', origin);
         if (credentials) headers.set('Access-Control-Allow-Credentials', 'true');
         headers.set('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
-        headers.set('Access-Control-Allow-Headers', 'Content-Type, Authorization');
+        headers.set('Access-Control-Allow-Headers', 'Content-Type, Authorization, DPoP');
         headers.set('Access-Control-Max-Age', '600');
       }
       return new Response(null, { status: 204, headers });
@@ -26,7 +26,7 @@ export function cors(origins: readonly string[], { credentials }: { credentials:
     if (ok) {
       c.res.headers.set('Access-Control-Allow-Origin', origin);
       if (credentials) c.res.headers.set('Access-Control-Allow-Credentials', 'true');
-      c.res.headers.set('Access-Control-Expose-Headers', 'WWW-Authenticate, Retry-After');
+      c.res.headers.set('Access-Control-Expose-Headers', 'WWW-Authenticate, Retry-After, DPoP-Nonce');
     }
   };
 }

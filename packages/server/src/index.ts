@@ -14,3 +14,5 @@ export { hashPassword, verifyPassword } from './passwords.ts';
 export { hashToken } from './crypto-utils.ts';
 export { REFRESH_COOKIE } from './auth-routes.ts';
 export { rotateSigningKey } from './tokens.ts';
+export type { DpopMode } from './options.ts';
+export { checkProof, memoryReplayCache, hmacNonces, type ProofFailure, type ProofResult, type ReplayCache, type NonceSource } from './dpop.ts';

@@ -1,6 +1,9 @@
 import type { Store } from './store/types.ts';
 import type { OutboxMessage } from './store/types.ts';
 
+/** The server's DPoP setting; see {@link ServerOptions.dpop}. */
+export type DpopMode = 'off' | 'optional' | 'required';
+
 /** Where the server writes diagnostics. Never receives tokens, passwords or reset tokens. */
 export interface Logger {
   info(message: string, fields?: Record<string, unknown>): void;
@@ -80,8 +83,27 @@ export interface ServerOptions {
   keyActivationDelayMs?: number;
   /** How often each instance re-reads the signing keys from the store, in ms. @default 10_000 */
   keyReloadMs?: number;
-  /** Base URL used in reset links. @default the server's own URL (startServer), never the Host header */
+  /**
+   * Base URL the clients call (the origin, as a proxy in front of the server is reached): used in reset
+   * links and as the expected `htu` of DPoP proofs. @default the server's own URL (startServer), never the
+   * Host header; under `app.request()` without it, proofs are compared with the request's URL
+   */
   publicUrl?: string;
+  /**
+   * DPoP (RFC 9449): `'optional'` binds the tokens of a login or refresh that came with a proof to its
+   * key (`cnf.jkt`, `token_type: 'DPoP'`); `'required'` also refuses a login or refresh without a proof
+   * (400) and an access token without a binding (401). A bound token is only accepted with the `DPoP`
+   * scheme and a proof from its key, whatever this says. @default 'off'
+   */
+  dpop?: DpopMode;
+  /**
+   * DPoP server nonces (RFC 9449 §8): every answer carries `DPoP-Nonce`, and a proof without a recent
+   * one is answered 400 `use_dpop_nonce` (token endpoints) or 401 with `WWW-Authenticate: DPoP
+   * error="use_dpop_nonce"` (resources), which clients answer with one retry. Nonces change every 5
+   * minutes (the previous one is still accepted) and are the same on every instance of one database.
+   * @default false
+   */
+  dpopNonces?: boolean;
 }
 
 /** Options with every default filled in. */
@@ -118,6 +140,8 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   }
   const delivery = options.refreshTokenDelivery ?? 'body';
   if (delivery !== 'body' && delivery !== 'cookie') throw new TypeError(`refreshTokenDelivery must be 'body' or 'cookie'`);
+  const dpop = options.dpop ?? 'off';
+  if (!['off', 'optional', 'required'].includes(dpop)) throw new TypeError(`dpop must be 'off', 'optional' or 'required', got ${String(dpop)}`);
   return {
     port: options.port ?? 0,
     host,
@@ -146,5 +170,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     now: options.now ?? Date.now,
     mailer: options.mailer,
     publicUrl: options.publicUrl,
+    dpop,
+    dpopNonces: options.dpopNonces ?? false,
   };
 }

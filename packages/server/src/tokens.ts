@@ -2,6 +2,7 @@ import { createPrivateKey, randomUUID, sign as signBytes, type KeyObject } from 
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, type JWK, type JSONWebKeySet } from 'jose';
+import { boundKey } from './dpop.ts';
 import type { Logger } from './options.ts';
 import type { SigningKeyRecord, Store } from './store/types.ts';
 
@@ -20,6 +21,8 @@ export interface AccessClaims {
   roles: string[];
   iat: number;
   exp: number;
+  /** The thumbprint of the DPoP key the token is bound to (`cnf.jkt`); unset for a Bearer token. */
+  jkt?: string;
 }
 
 /**
@@ -32,8 +35,8 @@ export interface TokenSigner {
   currentKid(nowMs: number): string;
   /** Every key that has not retired (including a published key not yet signing). */
   jwks(): JSONWebKeySet;
-  /** Signs an access token for `sub`, valid `ttlSeconds` from `nowMs`. */
-  sign(sub: string, roles: string[], nowMs: number, ttlSeconds: number): Promise<{ token: string; exp: number }>;
+  /** Signs an access token for `sub`, valid `ttlSeconds` from `nowMs`; bound to the DPoP key `jkt` (`cnf.jkt`) when given. */
+  sign(sub: string, roles: string[], nowMs: number, ttlSeconds: number, jkt?: string | null): Promise<{ token: string; exp: number }>;
   /** Verifies signature, algorithm, issuer, audience and expiry at `nowMs`; resolves null when invalid. */
   verify(token: string, nowMs: number): Promise<AccessClaims | null>;
   /** Re-reads the keys from the store. */
@@ -170,12 +173,12 @@ export async function createTokenSigner(options: {
   return {
     currentKid: (at) => current(at).record.kid,
     jwks: () => jwks,
-    async sign(sub, roles, nowMs, ttlSeconds) {
+    async sign(sub, roles, nowMs, ttlSeconds, jkt) {
       const key = current(nowMs);
       const iat = Math.floor(nowMs / 1000);
       // Whole seconds rounded up, so the token lives at least ttlSeconds from now.
       const exp = Math.ceil(nowMs / 1000) + ttlSeconds;
-      const payload = { roles, sub, iss: options.issuer, aud: options.audience, iat, exp, jti: randomUUID() };
+      const payload = { roles, sub, iss: options.issuer, aud: options.audience, iat, exp, jti: randomUUID(), ...(jkt && { cnf: { jkt } }) };
       const input = `${key.header}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`;
       // node:crypto signs synchronously (no WebCrypto promise or thread-pool hop); JOSE wants r || s.
       const signature = signBytes('sha256', Buffer.from(input), { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
@@ -191,7 +194,8 @@ export async function createTokenSigner(options: {
           return verifyOnce(token, nowMs);
         });
         const roles = Array.isArray(payload.roles) ? payload.roles.filter((r): r is string => typeof r === 'string') : [];
-        return { sub: payload.sub!, jti: payload.jti!, roles, iat: payload.iat!, exp: payload.exp! };
+        const jkt = boundKey(payload);
+        return { sub: payload.sub!, jti: payload.jti!, roles, iat: payload.iat!, exp: payload.exp!, ...(jkt && { jkt }) };
       } catch {
         return null;
       }

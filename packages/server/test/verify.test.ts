@@ -69,7 +69,7 @@ describe('verifyRequest (your API verifies the tokens through the JWKS)', () => 
       const result = await verifyRequest(request(header), opts ?? options);
       expect({ header: header?.slice(0, 40), result }).toEqual({
         header: header?.slice(0, 40),
-        result: { ok: false, reason, status: 401, description: expect.any(String) },
+        result: { ok: false, reason, status: 401, description: expect.any(String), scheme: 'Bearer' },
       });
     }
   });

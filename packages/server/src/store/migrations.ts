@@ -83,4 +83,22 @@ CREATE INDEX login_failures_key_idx ON login_failures (key, at);
 CREATE INDEX login_failures_at_idx ON login_failures (at);
 `,
   },
+  {
+    id: 3,
+    name: 'DPoP: refresh tokens bound to a key, proof jti replay cache, shared secrets (nonces)',
+    sql: `
+ALTER TABLE refresh_tokens ADD COLUMN dpop_jkt TEXT;
+
+CREATE TABLE dpop_proofs (
+  key TEXT PRIMARY KEY,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX dpop_proofs_expires_idx ON dpop_proofs (expires_at);
+
+CREATE TABLE server_secrets (
+  name TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+`,
+  },
 ];

@@ -71,45 +71,54 @@ function toRefreshToken(r: Row): RefreshTokenRecord {
     revokedAt: numOrNull(r.revoked_at),
     successorId: strOrNull(r.successor_id),
     successorSealed: strOrNull(r.successor_sealed),
+    dpopJkt: strOrNull(r.dpop_jkt),
   };
 }
 
 const INSERT_REFRESH = `INSERT INTO refresh_tokens
-  (id, token_hash, family_id, parent_id, user_id, created_at, idle_expires_at, absolute_expires_at)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`;
+  (id, token_hash, family_id, parent_id, user_id, created_at, idle_expires_at, absolute_expires_at, dpop_jkt)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`;
 
 // One statement, so one round trip and no BEGIN/COMMIT: the UPDATE's row lock makes concurrent rotations
 // of one token queue up; under READ COMMITTED the losers re-check `used_at IS NULL` after the winner
 // commits, match nothing, and so insert nothing.
 const ROTATE_REFRESH = `WITH won AS (
-    UPDATE refresh_tokens SET used_at = $9, successor_id = $1, successor_sealed = $10
+    UPDATE refresh_tokens SET used_at = $10, successor_id = $1, successor_sealed = $11
     WHERE id = $4 AND used_at IS NULL AND revoked_at IS NULL RETURNING id)
   INSERT INTO refresh_tokens
-    (id, token_hash, family_id, parent_id, user_id, created_at, idle_expires_at, absolute_expires_at)
-  SELECT $1, $2, $3, won.id, $5, $6::bigint, $7::bigint, $8::bigint FROM won RETURNING id`;
+    (id, token_hash, family_id, parent_id, user_id, created_at, idle_expires_at, absolute_expires_at, dpop_jkt)
+  SELECT $1, $2, $3, won.id, $5, $6::bigint, $7::bigint, $8::bigint, $9::text FROM won RETURNING id`;
 
 // Lookup, conditional UPDATE and INSERT in one statement: one round trip for a successful refresh.
 const EXCHANGE_REFRESH = `WITH won AS (
     UPDATE refresh_tokens SET used_at = $2, successor_id = $3
     WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL
-      AND idle_expires_at > $2 AND absolute_expires_at > $2
-    RETURNING id, family_id, user_id, absolute_expires_at),
+      AND idle_expires_at > $2 AND absolute_expires_at > $2 AND (dpop_jkt IS NULL OR dpop_jkt = $6::text)
+    RETURNING id, family_id, user_id, absolute_expires_at, dpop_jkt),
   child AS (
     INSERT INTO refresh_tokens
-      (id, token_hash, family_id, parent_id, user_id, created_at, idle_expires_at, absolute_expires_at)
-    SELECT $3, $4, won.family_id, won.id, won.user_id, $2::bigint, $5::bigint, won.absolute_expires_at FROM won
+      (id, token_hash, family_id, parent_id, user_id, created_at, idle_expires_at, absolute_expires_at, dpop_jkt)
+    SELECT $3, $4, won.family_id, won.id, won.user_id, $2::bigint, $5::bigint, won.absolute_expires_at,
+      COALESCE(won.dpop_jkt, $6::text) FROM won
     RETURNING idle_expires_at, absolute_expires_at)
   SELECT u.*, LEAST(child.idle_expires_at, child.absolute_expires_at) AS child_expires_at
   FROM won JOIN users u ON u.id = won.user_id CROSS JOIN child`;
 
 const SELECT_SESSION = `SELECT t.id, t.token_hash, t.family_id, t.parent_id, t.user_id, t.created_at, t.idle_expires_at,
-    t.absolute_expires_at, t.used_at, t.revoked_at, t.successor_id, t.successor_sealed,
+    t.absolute_expires_at, t.used_at, t.revoked_at, t.successor_id, t.successor_sealed, t.dpop_jkt,
     u.email, u.name, u.roles, u.password_hash, u.created_at AS user_created_at
   FROM refresh_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1`;
 
 function refreshParams(t: NewRefreshToken): unknown[] {
-  return [t.id, t.tokenHash, t.familyId, t.parentId, t.userId, t.createdAt, t.idleExpiresAt, t.absoluteExpiresAt];
+  return [t.id, t.tokenHash, t.familyId, t.parentId, t.userId, t.createdAt, t.idleExpiresAt, t.absoluteExpiresAt, t.dpopJkt ?? null];
 }
+
+// A replayed proof conflicts and returns nothing; an expired entry with the same key is taken over.
+const CLAIM_PROOF = `INSERT INTO dpop_proofs (key, expires_at) VALUES ($1, $2)
+  ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE dpop_proofs.expires_at <= $3
+  RETURNING key`;
+/** Expired proof entries are deleted at most this often per store. */
+const PROOF_PRUNE_MS = 60_000;
 
 function insertSigningKey(tx: Queryable, k: SigningKeyRecord): Promise<Row[]> {
   return tx.query(
@@ -122,6 +131,7 @@ function insertSigningKey(tx: Queryable, k: SigningKeyRecord): Promise<Row[]> {
 export class SqlStore implements Store {
   readonly kind: Store['kind'];
   readonly #db: Db;
+  #prunedProofsAt = 0;
 
   constructor(db: Db) {
     this.#db = db;
@@ -196,8 +206,10 @@ export class SqlStore implements Store {
     tokenHash: string,
     now: number,
     child: { id: string; tokenHash: string; idleExpiresAt: number },
+    dpopJkt?: string | null,
   ): Promise<{ user: UserRecord; expiresAt: number } | null> {
-    const r = (await this.#db.query(EXCHANGE_REFRESH, [tokenHash, now, child.id, child.tokenHash, child.idleExpiresAt]))[0];
+    const params = [tokenHash, now, child.id, child.tokenHash, child.idleExpiresAt, dpopJkt ?? null];
+    const r = (await this.#db.query(EXCHANGE_REFRESH, params))[0];
     return r ? { user: toUser(r), expiresAt: num(r.child_expires_at) } : null;
   }
 
@@ -259,6 +271,23 @@ export class SqlStore implements Store {
 
   async clearLoginFailures(key: string): Promise<void> {
     await this.#db.query('DELETE FROM login_failures WHERE key = $1', [key]);
+  }
+
+  async claimProofJti(key: string, expiresAt: number, now: number): Promise<boolean> {
+    if (now - this.#prunedProofsAt >= PROOF_PRUNE_MS) {
+      this.#prunedProofsAt = now;
+      await this.#db.query('DELETE FROM dpop_proofs WHERE expires_at <= $1', [now]);
+    }
+    return (await this.#db.query(CLAIM_PROOF, [key, expiresAt, now])).length === 1;
+  }
+
+  async sharedSecret(name: string, candidate: string): Promise<string> {
+    const rows = await this.#db.query(
+      `WITH added AS (INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING value)
+       SELECT value FROM added UNION ALL SELECT value FROM server_secrets WHERE name = $1`,
+      [name, candidate],
+    );
+    return str(rows[0]!.value);
   }
 
   async insertSecurityEvent(e: SecurityEvent): Promise<void> {

@@ -23,9 +23,14 @@ export interface RefreshTokenRecord {
   successorId: string | null;
   /** The successor pair sealed with a key derived from this token (grace window only). */
   successorSealed: string | null;
+  /** The JWK thumbprint of the DPoP key the token is bound to (RFC 9449); null when it is not bound. */
+  dpopJkt: string | null;
 }
 
-export type NewRefreshToken = Omit<RefreshTokenRecord, 'usedAt' | 'revokedAt' | 'successorId' | 'successorSealed'>;
+/** A refresh token to insert; unbound when `dpopJkt` is left out. */
+export type NewRefreshToken = Omit<RefreshTokenRecord, 'usedAt' | 'revokedAt' | 'successorId' | 'successorSealed' | 'dpopJkt'> & {
+  dpopJkt?: string | null;
+};
 
 /** A token-signing key. Private keys are JWK JSON; only the public half is ever published. Times in ms. */
 export interface SigningKeyRecord {
@@ -94,13 +99,15 @@ export interface Store {
   /**
    * The refresh fast path, one statement: when the token with this hash is unused, not revoked and not
    * expired at `now`, marks it used and inserts `child` as its successor (same family and absolute
-   * expiry, created at `now`). Resolves the user and when the child expires (ms); null, changing
+   * expiry, created at `now`). A token bound to a DPoP key is only exchanged when `dpopJkt` is that key;
+   * an unbound one is exchanged for a child bound to `dpopJkt` (when given). Resolves the user and when the child expires (ms); null, changing
    * nothing, otherwise (look the token up to say why). Atomic like {@link Store.rotateRefreshToken}.
    */
   exchangeRefreshToken(
     tokenHash: string,
     now: number,
     child: { id: string; tokenHash: string; idleExpiresAt: number },
+    dpopJkt?: string | null,
   ): Promise<{ user: UserRecord; expiresAt: number } | null>;
   /** Revokes every not yet revoked token of a family; resolves how many were revoked. */
   revokeFamily(familyId: string, at: number): Promise<number>;
@@ -120,6 +127,16 @@ export interface Store {
   recordLoginFailure(keys: string[], at: number, forgetBefore: number): Promise<void>;
   /** Forgets the failures of `key` (a successful login). */
   clearLoginFailures(key: string): Promise<void>;
+
+  /**
+   * Records a DPoP proof's `key` (its key's thumbprint and `jti`) until `expiresAt`; resolves false when it
+   * was already recorded and has not expired at `now` (a replay). One conditional statement, so instances
+   * on one database see each other's proofs. Expired entries are deleted now and then.
+   */
+  claimProofJti(key: string, expiresAt: number, now: number): Promise<boolean>;
+
+  /** The secret stored under `name`, storing `candidate` first when there is none (instances agree on the first one). */
+  sharedSecret(name: string, candidate: string): Promise<string>;
 
   insertSecurityEvent(event: SecurityEvent): Promise<void>;
   listSecurityEvents(filter?: { userId?: string; familyId?: string }): Promise<SecurityEvent[]>;

@@ -3,7 +3,8 @@
  * does, with jose: the proof's signature over its embedded public key, `typ`, `alg`, `htm`, `htu`,
  * the `iat` window, `jti` replay, `ath`, the key the token is bound to, and nonces when asked to.
  * Used by the Node tests (packages/tessera/test) and by the Chromium tests (e2e/), which serve the
- * test page from it (`staticDir`). The reference server (packages/server) gets DPoP later.
+ * test page from it (`staticDir`). The reference server (packages/server) checks DPoP too (`dpop` setting);
+ * this one stays for what it counts per request and for its switchable nonce demands.
  *
  * - `POST /auth/register` → 201 (every account exists); `POST /auth/login` (any credentials) → `{ access_token, token_type: 'DPoP', expires_in, refresh_token, user }`, both tokens bound to the proof's key.
  * - `POST /auth/refresh` `{ refresh_token }` → a new pair; single use (a reused token is 400 and counted);
