@@ -298,6 +298,8 @@ describe('safeRedirect: every return path is reduced to a same-origin path', () 
     ['/\u202e/moc.live//', '/%E2%80%AE/moc.live//'],
     // Same-origin as given, but dot segments normalise them to `//evil.com`: refused.
     ['/a/../..//evil.com', '/'],
+    ['/../%5C/', '/'], // resolves to /%5C/, which decodes to /\/ (found by the property below)
+    ['/../%255C/', '/'],
     ['/./\\evil.com', '/'],
     ['/.//evil.com', '/'],
     ['/ok?next=https://evil.com', '/ok?next=https://evil.com'],

@@ -79,7 +79,10 @@ export function safeRedirect(path: unknown, fallback = '/'): string {
     const base = 'http://x.invalid'
     const u = new URL(p, base)
     const out = u.pathname + u.search + u.hash
-    return new URL(d, base).origin === base && u.origin === base && /^\/(?![/\\])/.test(out) ? out : fallback
+    if (new URL(d, base).origin !== base || u.origin !== base) return fallback
+    // A resolved form that differs (`/../%5C/` is `/%5C/`, which decodes to `/\/`) is checked again
+    // from the start, decoding included; URL parsing is idempotent, so this ends at the next call.
+    return out === p ? (/^\/(?![/\\])/.test(out) ? out : fallback) : safeRedirect(out, fallback)
   } catch {
     return fallback
   }
