@@ -192,19 +192,23 @@ async function chaos(name: TransportName, server: RunningServer, mode: 'before' 
     violations: totals.violations + allViolations.length,
   })
   auth.dispose()
-  return { outcomes, allViolations, snapshot, s, requests }
+  return { outcomes, allViolations, snapshot, s, requests, gaveUp: forcedFailed }
 }
 
 describe('chaos: ~20 % of refreshes fail, latency jitters, tokens go stale in flight', () => {
   for (const name of TRANSPORTS) {
     it(`I1 I2 I6 ${name}: 300 concurrent requests, faults before and after rotation (server reuseGraceMs 10 000)`, async () => {
-      const { outcomes, allViolations, snapshot, s, requests } = await chaos(name, graceful, 'before+after', 30, 10)
+      const { outcomes, allViolations, snapshot, s, requests, gaveUp } = await chaos(name, graceful, 'before+after', 30, 10)
       expect(allViolations).toEqual([])
       expect(snapshot).toMatchObject({ status: 'authenticated' })
       expect(s.refresh.reuseDetected).toBe(0)
       expect(outcomes.hung).toBe(0)
-      // Nearly everything succeeds: only a refresh that fails all its attempts (0.2⁴) may cost requests.
-      expect(outcomes.ok).toBeGreaterThanOrEqual(requests * 0.8)
+      // Only a refresh that fails all its attempts (0.2⁴ a refresh: it happens, about once in a
+      // hundred runs) may cost requests, typed; without one, nearly everything succeeds.
+      if (gaveUp === 0) {
+        expect(outcomes.transient).toBe(0)
+        expect(outcomes.ok).toBeGreaterThanOrEqual(requests * 0.8)
+      }
     })
   }
 
