@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createAuth, isTesseraError, type Auth, type AuthEventName } from '../src/index.js'
 import { httpAuthority } from '../src/authorities/http.js'
 import { safeRedirect } from '../src/bindings/refine.js'
+import { allowList } from '../src/transports/fetch.js'
 import { FakeClock, FakeEnvironment, FakeServer } from './fakes.js'
 import { TRANSPORTS, senders } from './transport-kit.js'
 
@@ -112,6 +113,42 @@ describe('I5: tokens only go to allow-listed origins, also across redirects', ()
       auth.dispose()
     })
   }
+})
+
+describe('I5: the allow-list answers plain URLs without parsing them, and always as a parse would', () => {
+  // What the allow-list decided before it had shortcuts: one URL parse per request.
+  const parsed = (url: string, allowed: string[], page?: string) => {
+    try {
+      const origin = new URL(url, page ?? 'http://tessera.invalid').origin
+      return origin === new URL(page ?? 'http://tessera.invalid').origin || allowed.includes(origin)
+    } catch {
+      return false
+    }
+  }
+  const ALLOWED = ['https://api.example', 'http://127.0.0.1:9']
+  const piece = fc.constantFrom(
+    '/', '//', '\\', '/\\', '\t', '\n', '\r', ' ', '\0', '@', ':', ':9', ':90', ':443', '.', '..', '?', '#', '%2f', '%5c', 'x',
+    'https://api.example', 'https://api.example.evil', 'https://API.example', 'http://127.0.0.1', 'http://127.0.0.1:9', 'https://app.example',
+    'https://evil.example', 'evil.example', 'api.example', 'http:', 'https:', 'javascript:', '\u3002', '\uff0f',
+  )
+  it.each([
+    ['outside a page', undefined],
+    ['in a page', 'https://app.example/some/page?q=1'],
+  ])('%s: 20 000 generated URLs (slashes, backslashes, tabs, user info, ports, look-alikes) get the answer a URL parse gives', (_, page) => {
+    vi.stubGlobal('location', page ? new URL(page) : undefined)
+    try {
+      const allow = allowList(ALLOWED)
+      fc.assert(
+        fc.property(fc.array(piece, { minLength: 1, maxLength: 7 }).map((p) => p.join('')), (url) => allow(url) === parsed(url, ALLOWED, page)),
+        { numRuns: 20_000 },
+      )
+      // The shortcuts' own cases, both ways.
+      for (const url of ['/api', '/', 'https://api.example/x', 'http://127.0.0.1:9/', '/\\evil.example/', '/\t/evil.example/', '//evil.example/', 'http://127.0.0.1:90/', 'https://api.example.evil/', 'https://api.example@evil.example/', 'https://api.example\\@evil.example/'])
+        expect([url, allow(url)]).toEqual([url, parsed(url, ALLOWED, page)])
+    } finally {
+      vi.unstubAllGlobals()
+    }
+  })
 })
 
 // ── tokens never in errors, events or logs ──

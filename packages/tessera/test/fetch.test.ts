@@ -56,6 +56,31 @@ describe('auth.fetch', () => {
     expect(server.requests).toHaveLength(200)
   })
 
+  it('a 401 frees its connection at once: its body is cancelled before the refresh it waits for is done', async () => {
+    const { auth, server } = await loggedIn()
+    server.revokeAccess()
+    let cancelled = false
+    let release!: () => void
+    const gate = new Promise<void>((r) => (release = r))
+    const refresh = server.authority.refresh
+    let refreshing = false
+    server.authority.refresh = async (rt, signal) => {
+      refreshing = true
+      await gate
+      return refresh(rt, signal)
+    }
+    let sent = 0
+    const send = ((input: RequestInfo | URL, init?: RequestInit) =>
+      sent++ ? server.fetch(input, init) : Promise.resolve(new Response(new ReadableStream({ cancel: () => void (cancelled = true) }), { status: 401 }))) as typeof fetch
+    const pending = createAuthFetch(auth, send)('/api/data')
+    await flush()
+    expect(refreshing).toBe(true)
+    expect(cancelled).toBe(true) // while the refresh is still held
+    release()
+    expect((await pending).status).toBe(200)
+    expect(server.refreshCalls).toBe(1)
+  })
+
   it('P2: a late 401 for an already-replaced token replays with the new token, without a refresh', async () => {
     const { auth, server } = await loggedIn()
     const old = server.current!

@@ -12,10 +12,16 @@ export function allowList(origins: string[] = [], more: string[] = []): (url: st
   const allowed = [...origins, ...more].map((o) => new URL(o).origin)
   return (url) => {
     const page = globalThis.location
+    const own = page ? (page.origin ?? new URL(page.href).origin) : LOCAL
+    const s = String(url)
     try {
-      // One URL parse per request: the page's origin is read, not parsed again.
-      const { origin } = new URL(url, page?.href ?? LOCAL)
-      return origin === (page ? (page.origin ?? new URL(page.href).origin) : LOCAL) || allowed.includes(origin)
+      // No parse where the answer is plain: "/x" is the page's (x is not "/", "\\", a tab or a
+      // newline, which could make it "//host"), and "<origin>/…" is <origin> ("/" ends the authority).
+      const origin =
+        /^\/(?![/\\\t\n\r])/.test(s) || s.startsWith(own + '/')
+          ? own
+          : (allowed.find((o) => s.startsWith(o + '/')) ?? new URL(s, page?.href ?? LOCAL).origin)
+      return origin === own || allowed.includes(origin)
     } catch {
       return false
     }
@@ -55,24 +61,29 @@ export function createAuthFetch(auth: AuthTransportApi, fetchImpl?: typeof fetch
     const opts = { signal: rest.signal ?? request?.signal, method: rest.method ?? request?.method, url }
     const once = typeof ReadableStream !== 'undefined' && rest.body instanceof ReadableStream
     const own = rest.headers ?? request?.headers
-    let retried = 0
-    let grant: Grant
-    const attempt = async (g?: Grant): Promise<Response> => {
-      grant = g ??= await auth.getGrant(opts)
+    let grant = await auth.getGrant(opts)
+    let challenged = 0 // DPoP nonce challenges seen
+    let replayed = false
+    for (;;) {
       // `rest` is this call's own copy of `init`. With no headers of its own, the grant's (a plain
       // object) go as they are: no Headers made per request.
-      const headers = (rest.headers = own ? new Headers(own) : g.headers)
-      if (own) for (const name in g.headers) (headers as Headers).set(name, g.headers[name]!)
+      const headers = (rest.headers = own ? new Headers(own) : grant.headers)
+      if (own) for (const name in grant.headers) (headers as Headers).set(name, grant.headers[name]!)
       // A Request is cloned per attempt so its body can be sent again; plain bodies are reusable.
       const response = await (request ? send(new Request(request.clone(), rest)) : send(input, rest))
       // A server asking for its DPoP nonce gets the request once more: not a 401 (no refresh, the replay kept).
-      return g.retry?.(response) && !once && !retried++ ? (response.body?.cancel(), attempt()) : response
+      if (grant.retry?.(response) && !once && !challenged++) {
+        void response.body?.cancel().catch(noop)
+        grant = await auth.getGrant(opts)
+        continue
+      }
+      if (response.status !== 401 || replayed || challenged > 1) return response // a second nonce challenge is the server's answer
+      if (once) throw fail('BODY_NOT_REPLAYABLE', 'Got 401 for a request whose stream body cannot be sent twice', { status: 401, response })
+      // The 401's body is not read: its connection is free for others while the refresh runs.
+      void response.body?.cancel().catch(noop)
+      grant = await auth.handleUnauthorized(grant.generation, opts)
+      replayed = true
     }
-    const response = await attempt()
-    if (response.status !== 401 || retried > 1) return response // a second nonce challenge is the server's answer
-    if (once) throw fail('BODY_NOT_REPLAYABLE', 'Got 401 for a request whose stream body cannot be sent twice', { status: 401, response })
-    const replay = await auth.handleUnauthorized(grant!.generation, opts)
-    await response.body?.cancel().catch(() => {})
-    return attempt(replay)
   }
 }
+const noop = () => {}

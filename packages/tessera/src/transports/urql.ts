@@ -65,16 +65,13 @@ export function authExchange(auth: AuthTransportApi, options: UrqlAuthOptions = 
         // What a proof (DPoP) signs; the method is worked out only if a proof asks for it.
         const request = { url: operation.context.url, get method() { return methodOf(operation) } }
         const wait = generation === undefined ? auth.getGrant(request) : auth.handleUnauthorized(generation, request)
-        const settle = (next: () => void) => {
-          if (held.get(operation.key) !== ticket) return
-          held.delete(operation.key)
-          next()
-        }
         wait.then(
-          (grant) => settle(() => ready.next(withToken(operation, grant, marks))),
-          (error: unknown) => settle(() => failed.next(makeErrorResult(operation, error as Error))),
+          (grant) => take(operation, ticket) && ready.next(withToken(operation, grant, marks)),
+          (error: unknown) => take(operation, ticket) && failed.next(makeErrorResult(operation, error as Error)),
         )
       }
+      /** Whether this wait is still the operation's (no teardown, no newer wait); if so it is done. */
+      const take = (operation: Operation, ticket: object) => held.get(operation.key) === ticket && held.delete(operation.key)
 
       const sent$ = pipe(
         operations$,
