@@ -12,9 +12,9 @@ export function allowList(origins: string[] = [], more: string[] = []): (url: st
   const allowed = [...origins, ...more].map((o) => new URL(o).origin)
   return (url) => {
     const page = globalThis.location
-    const own = page ? (page.origin ?? new URL(page.href).origin) : LOCAL
     const s = String(url)
     try {
+      const own = page ? (page.origin ?? new URL(page.href).origin) : LOCAL
       // No parse where the answer is plain: "/x" is the page's (x is not "/", "\\", a tab or a
       // newline, which could make it "//host"), and "<origin>/…" is <origin> ("/" ends the authority).
       const origin =
