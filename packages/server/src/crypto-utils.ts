@@ -1,8 +1,14 @@
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
 
+// Random bytes drawn 2 KiB at a time (one call instead of 64; each byte is handed out once), as
+// Node does for randomUUID: a small randomBytes call costs ~8 µs here, a slice of the pool 0.3 µs.
+let pool = Buffer.alloc(0);
+let at = 0;
+
 /** A new opaque secret: 32 random bytes, base64url (43 characters). */
 export function newOpaqueToken(): string {
-  return randomBytes(32).toString('base64url');
+  if (at + 32 > pool.length) [pool, at] = [randomBytes(2048), 0];
+  return pool.subarray(at, (at += 32)).toString('base64url');
 }
 
 /** SHA-256 of a token, hex. Tokens are stored only in this form. */
