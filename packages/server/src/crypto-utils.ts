@@ -7,7 +7,10 @@ let at = 0;
 
 /** A new opaque secret: 32 random bytes, base64url (43 characters). */
 export function newOpaqueToken(): string {
-  if (at + 32 > pool.length) [pool, at] = [randomBytes(2048), 0];
+  if (at + 32 > pool.length) {
+    pool = randomBytes(2048);
+    at = 0;
+  }
   return pool.subarray(at, (at += 32)).toString('base64url');
 }
 

@@ -34,13 +34,13 @@ export function hasBody(c: Context): boolean {
 }
 
 async function readLimited(c: Context, limit: number): Promise<Uint8Array> {
-  const declared = Number(c.req.header('content-length') ?? '0');
+  const length = c.req.header('content-length');
   const tooLarge = () => new HttpError(413, 'payload_too_large', `The request body exceeds ${limit} bytes.`, CLOSE);
-  if (declared > limit) throw tooLarge();
+  if (Number(length ?? '0') > limit) throw tooLarge();
   // With a Content-Length (at most `limit`) the body is exactly that long: read it whole. Under
   // @hono/node-server this reads the socket directly, without building a Fetch Request and a web
-  // stream around it (a tenth of the server's CPU per refresh).
-  if (c.req.header('content-length') !== undefined) return new Uint8Array(await c.req.raw.arrayBuffer());
+  // stream around it (a third of the server's CPU per refresh).
+  if (length !== undefined) return new Uint8Array(await c.req.raw.arrayBuffer());
   const stream = c.req.raw.body;
   if (!stream) return new Uint8Array();
   const chunks: Uint8Array[] = [];

@@ -117,10 +117,10 @@ describe('I5: tokens only go to allow-listed origins, also across redirects', ()
 
 describe('I5: the allow-list answers plain URLs without parsing them, and always as a parse would', () => {
   // What the allow-list decided before it had shortcuts: one URL parse per request.
-  const parsed = (url: string, allowed: string[], page?: string) => {
+  const parsedWith = (url: string, allowed: string[], page?: string, opaque?: string, own = opaque ?? new URL(page ?? 'http://tessera.invalid').origin) => {
     try {
       const origin = new URL(url, page ?? 'http://tessera.invalid').origin
-      return origin === new URL(page ?? 'http://tessera.invalid').origin || allowed.includes(origin)
+      return origin === own || allowed.includes(origin)
     } catch {
       return false
     }
@@ -128,14 +128,16 @@ describe('I5: the allow-list answers plain URLs without parsing them, and always
   const ALLOWED = ['https://api.example', 'http://127.0.0.1:9']
   const piece = fc.constantFrom(
     '/', '//', '\\', '/\\', '\t', '\n', '\r', ' ', '\0', '@', ':', ':9', ':90', ':443', '.', '..', '?', '#', '%2f', '%5c', 'x',
-    'https://api.example', 'https://api.example.evil', 'https://API.example', 'http://127.0.0.1', 'http://127.0.0.1:9', 'https://app.example',
+    'https://api.example', 'https://api.example.evil', 'https://API.example', 'http://127.0.0.1', 'http://127.0.0.1:9', 'https://app.example', 'null',
     'https://evil.example', 'evil.example', 'api.example', 'http:', 'https:', 'javascript:', '\u3002', '\uff0f',
   )
   it.each([
-    ['outside a page', undefined],
-    ['in a page', 'https://app.example/some/page?q=1'],
-  ])('%s: 20 000 generated URLs (slashes, backslashes, tabs, user info, ports, look-alikes) get the answer a URL parse gives', (_, page) => {
-    vi.stubGlobal('location', page ? new URL(page) : undefined)
+    ['outside a page', undefined, undefined],
+    ['in a page', 'https://app.example/some/page?q=1', undefined],
+    ['in a sandboxed page (opaque origin "null")', 'https://app.example/some/page?q=1', 'null'],
+  ])('%s: 20 000 generated URLs (slashes, backslashes, tabs, user info, ports, look-alikes) get the answer a URL parse gives', (_, page, opaque) => {
+    vi.stubGlobal('location', page ? { href: page, origin: opaque ?? new URL(page).origin } : undefined)
+    const parsed = (url: string, allowed: string[], page?: string) => parsedWith(url, allowed, page, opaque)
     try {
       const allow = allowList(ALLOWED)
       fc.assert(

@@ -1,7 +1,9 @@
 import { fail } from '../core/errors.js'
-import type { Auth, AuthRequestInit, Grant } from '../core/types.js'
+import type { Auth, AuthRequestInit } from '../core/types.js'
 
 const LOCAL = 'http://tessera.invalid'
+/** "/x" where x is not "/", "\\", a tab or a newline (any of which could make it "//host"): a path on the page's own origin. */
+const PATH = /^\/(?![/\\\t\n\r])/
 
 /**
  * Whether a token may be sent to a URL: relative ones, the page's own origin, `origins` and `more` (I5).
@@ -15,10 +17,10 @@ export function allowList(origins: string[] = [], more: string[] = []): (url: st
     const s = String(url)
     try {
       const own = page ? (page.origin ?? new URL(page.href).origin) : LOCAL
-      // No parse where the answer is plain: "/x" is the page's (x is not "/", "\\", a tab or a
-      // newline, which could make it "//host"), and "<origin>/…" is <origin> ("/" ends the authority).
+      // No parse where the answer is plain: a PATH is the page's, and "<origin>/…" is <origin> ("/"
+      // ends the authority). Not on a page with an opaque origin ("null"), where a parse says otherwise.
       const origin =
-        /^\/(?![/\\\t\n\r])/.test(s) || s.startsWith(own + '/')
+        own !== 'null' && (PATH.test(s) || s.startsWith(own + '/'))
           ? own
           : (allowed.find((o) => s.startsWith(o + '/')) ?? new URL(s, page?.href ?? LOCAL).origin)
       return origin === own || allowed.includes(origin)
