@@ -56,7 +56,7 @@ describe('auth.fetch', () => {
     expect(server.requests).toHaveLength(200)
   })
 
-  it('a 401 frees its connection at once: its body is cancelled before the refresh it waits for is done', async () => {
+  it('I3: a 401 frees its connection at once: its body is cancelled before the refresh its replay waits for is done', async () => {
     const { auth, server } = await loggedIn()
     server.revokeAccess()
     let cancelled = false
