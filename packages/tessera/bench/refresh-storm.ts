@@ -5,7 +5,9 @@
  * - expiry known: the client's clock says the token expired (refresh before sending);
  * - expiry unknown: the client thinks it valid, the server answers 401 (refresh, then replay).
  * Each Tessera transport is compared with a minimal correct single flight written for the same
- * client (`reference`, bench/contestants.ts), in the same run: ratios of median wall times.
+ * client (`reference`, bench/contestants.ts), in the same run: the median over the runs of the
+ * paired ratio (Tessera's storm / the reference's storm of that run), for wall time and for this
+ * process's CPU time (the server runs in a child process, bench/storm-server.ts).
  * Then the per-request overhead of `auth.fetch` against the fetch it wraps on loopback.
  *
  *   npm run bench -w tessera            (or: npx tsx bench/refresh-storm.ts in packages/tessera)
@@ -21,7 +23,7 @@ import { reference, tessera, tesseraSession } from './contestants.js'
 import { REFRESH_LATENCY_MS, skewedClock, startStormServer, type Contestant, type StormServer } from './storm-kit.js'
 
 const SIZES = (process.env.BENCH_SIZES ?? '100,1000').split(',').map(Number)
-const RUNS = Number(process.env.BENCH_RUNS ?? 3)
+const RUNS = Number(process.env.BENCH_RUNS ?? 7)
 const HANG_MS = 10_000
 const OVERHEAD_REQUESTS = Number(process.env.BENCH_OVERHEAD ?? 20_000)
 const OVERHEAD_CONCURRENCY = 50
@@ -42,17 +44,20 @@ interface Outcome {
   failed: number
   hung: number
   ms: number
+  /** CPU time of this (the client) process during the storm; the server runs in another. */
+  cpuMs: number
 }
 
 async function storm(server: StormServer, make: Contestant, n: number, path: Path): Promise<Outcome> {
   const clock = skewedClock()
   const contender = await make(server.url, clock)
-  server.expireAll()
+  await server.expireAll()
   if (path === 'known') clock.skip()
-  server.reset()
+  await server.reset()
   gc()
   let failed = 0
   let hung = 0
+  const cpu = process.cpuUsage()
   const start = performance.now()
   await Promise.all(
     Array.from({ length: n }, (_, i) => {
@@ -70,9 +75,10 @@ async function storm(server: StormServer, make: Contestant, n: number, path: Pat
     }),
   )
   const ms = performance.now() - start
+  const { user, system } = process.cpuUsage(cpu)
   contender.dispose()
-  const { refresh, reuse, unauthorized } = server.counters
-  return { refresh, reuse, unauthorized, failed, hung, ms }
+  const { refresh, reuse, unauthorized } = await server.counters()
+  return { refresh, reuse, unauthorized, failed, hung, ms, cpuMs: (user + system) / 1000 }
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
@@ -142,7 +148,9 @@ async function main() {
   console.log(`# Refresh storm — ${new Date().toISOString()}, Node ${process.version}, ${RUNS} run(s) per cell`)
   console.log(`Single-use refresh tokens (reuse rejected); refresh takes ${REFRESH_LATENCY_MS} ms; a request is hung after ${HANG_MS / 1000} s.`)
   console.log('Counts are medians over the runs; wall time is the median time until every request settled (or was declared hung).')
-  console.log('The runs interleave the contestants (odd runs in reverse order), each storm on a collected heap; "× ref" is the median wall time over the reference single flight on the same client.\n')
+  console.log('The runs interleave the contestants (odd runs in reverse order), each storm on a collected heap; the server runs in a process of its own.')
+  console.log('"× ref" is the median over the runs of (this storm / the reference single flight\'s storm on the same client in the same run): pairs cancel the')
+  console.log('machine\'s slow and fast phases. Client CPU is this process\'s CPU time during the storm (the server\'s not included).\n')
   // Warm-up (not reported): JIT, sockets and module caches for every contestant.
   for (const make of Object.values(contestants)) for (const path of ['known', 'unknown'] as const) await storm(server, make, 10, path)
   const ratios: string[] = []
@@ -155,16 +163,20 @@ async function main() {
       const m = (name: string, k: keyof Outcome) => median(runs[name]!.map((x) => x[k]))
       const ref = (name: string) => (name.startsWith('tessera · ') ? `reference · ${name.slice(10)}` : name.includes('urql') ? 'reference · urql' : name.includes('axios') ? 'reference · axios' : name)
       console.log(`## N = ${n}, ${PATHS[path]} — ${load()}\n`)
-      console.log('| contestant | refresh calls | reuse rejected | 401s served | failed | hung | median wall (ms) | × ref |')
-      console.log('|---|---:|---:|---:|---:|---:|---:|---:|')
+      console.log('| contestant | refresh calls | reuse rejected | 401s served | failed | hung | median wall (ms) | × ref | median client CPU (ms) | × ref |')
+      console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+      const x = (name: string, other: string, k: 'ms' | 'cpuMs') => median(runs[name]!.map((run, r) => run[k] / runs[other]![r]![k])).toFixed(2)
       for (const name of Object.keys(contestants))
-        console.log(`| ${name} | ${m(name, 'refresh')} | ${m(name, 'reuse')} | ${m(name, 'unauthorized')} | ${m(name, 'failed')} | ${m(name, 'hung')} | ${m(name, 'ms').toFixed(0)} | ${(m(name, 'ms') / m(ref(name), 'ms')).toFixed(2)} |`)
+        console.log(
+          `| ${name} | ${m(name, 'refresh')} | ${m(name, 'reuse')} | ${m(name, 'unauthorized')} | ${m(name, 'failed')} | ${m(name, 'hung')} | ${m(name, 'ms').toFixed(0)} | ${x(name, ref(name), 'ms')} | ${m(name, 'cpuMs').toFixed(0)} | ${x(name, ref(name), 'cpuMs')} |`,
+        )
       console.log()
-      for (const name of Object.keys(tessera)) ratios.push(`| ${name} | ${n} | ${path} | ${(m(`tessera · ${name}`, 'ms') / m(`reference · ${name}`, 'ms')).toFixed(2)} |`)
-      if (runs['@urql/exchange-auth 3']) ratios.push(`| urql vs @urql/exchange-auth | ${n} | ${path} | ${(m('tessera · urql', 'ms') / m('@urql/exchange-auth 3', 'ms')).toFixed(2)} |`)
+      const row = (label: string, name: string, other: string) => ratios.push(`| ${label} | ${n} | ${path} | ${x(name, other, 'ms')} | ${x(name, other, 'cpuMs')} |`)
+      for (const name of Object.keys(tessera)) row(name, `tessera · ${name}`, `reference · ${name}`)
+      if (runs['@urql/exchange-auth 3']) row('urql vs @urql/exchange-auth', 'tessera · urql', '@urql/exchange-auth 3')
     }
-  console.log(`## Tessera / reference single flight (median wall time ratio; goal ≤ 1.00) — ${load()}\n`)
-  console.log('| transport | N | path | ratio |\n|---|---:|---|---:|')
+  console.log(`## Tessera / reference single flight (medians of paired ratios; goal: wall time ≤ 1.00) — ${load()}\n`)
+  console.log('| transport | N | path | wall time | client CPU |\n|---|---:|---|---:|---:|')
   for (const row of ratios.sort()) console.log(row)
   const o = await overhead(server)
   console.log(`\n## Per-request overhead (loopback, keep-alive, ${OVERHEAD_REQUESTS} requests at concurrency ${OVERHEAD_CONCURRENCY}, median of ${OVERHEAD_ROUNDS}, valid token) — ${load()}\n`)

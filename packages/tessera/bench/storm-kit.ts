@@ -5,20 +5,33 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { fork } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import type { Clock } from '../src/ports/clock.js'
 
 /** How long the token endpoint takes: a database round trip or two. */
 export const REFRESH_LATENCY_MS = 20
 
+/** What the server counted since the last `reset()`. */
+export interface StormCounters {
+  refresh: number
+  reuse: number
+  unauthorized: number
+  api: number
+  /** TCP connections the clients opened. */
+  connections: number
+}
+
 /**
  * The server: rotating single-use refresh tokens (a reused one is rejected and counted, as the
- * reference server does); access tokens valid until `expireAll()`.
+ * reference server does); access tokens valid until `expireAll()`. It is the body of
+ * bench/storm-server.ts, which runs it in a process of its own.
  */
-export function startStormServer() {
+export function serveStorm() {
   let n = 0
   const access = new Set<string>()
   const refresh = new Map<string, 'fresh' | 'used'>()
-  const counters = { refresh: 0, reuse: 0, unauthorized: 0, api: 0 }
+  const counters: StormCounters = { refresh: 0, reuse: 0, unauthorized: 0, api: 0, connections: 0 }
   const issue = () => {
     const id = ++n
     access.add(`at-${id}`)
@@ -57,14 +70,13 @@ export function startStormServer() {
   const server = createServer((req, res) => void handle(req, res).catch(() => res.destroy()))
   // Longer than any pause between storms: a client reusing a socket the server just closed would see ECONNRESET.
   server.keepAliveTimeout = 120_000
-  return new Promise<{ url: string; counters: typeof counters; reset(): void; expireAll(): void; close(): Promise<void> }>((resolve) =>
+  server.on('connection', () => counters.connections++)
+  return new Promise<{ port: number; counters: StormCounters; reset(): void; expireAll(): void; close(): Promise<void> }>((resolve) =>
     server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () =>
       resolve({
-        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        port: (server.address() as AddressInfo).port,
         counters,
-        reset() {
-          Object.assign(counters, { refresh: 0, reuse: 0, unauthorized: 0, api: 0 })
-        },
+        reset: () => void Object.assign(counters, { refresh: 0, reuse: 0, unauthorized: 0, api: 0, connections: 0 }),
         expireAll: () => access.clear(),
         close: () =>
           new Promise<void>((r) => {
@@ -74,6 +86,37 @@ export function startStormServer() {
       }),
     ),
   )
+}
+
+/** A request to the server process and its answer (bench/storm-server.ts). */
+export type StormCommand = 'reset' | 'expireAll' | 'counters' | 'close'
+
+/**
+ * Starts the server in a child process, so that its event loop and garbage collector run beside
+ * the contestants' (on the other core) instead of between them: the client process's wall and CPU
+ * time are then the client's own. Each call below waits for the server's answer.
+ */
+export async function startStormServer() {
+  const child = fork(fileURLToPath(new URL('./storm-server.ts', import.meta.url)), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const answers: ((value: unknown) => void)[] = []
+  child.on('message', (m) => answers.shift()?.(m))
+  child.on('exit', (code) => {
+    for (const a of answers.splice(0)) a(undefined)
+    if (code) console.error(`storm server exited with ${code}`)
+  })
+  const ask = <T>(command?: StormCommand) =>
+    new Promise<T>((resolve, reject) => {
+      answers.push((m) => (m === undefined ? reject(new Error('storm server exited')) : resolve(m as T)))
+      if (command) child.send(command)
+    })
+  const { port } = await ask<{ port: number }>()
+  return {
+    url: `http://127.0.0.1:${port}`,
+    counters: () => ask<StormCounters>('counters'),
+    reset: () => ask<void>('reset'),
+    expireAll: () => ask<void>('expireAll'),
+    close: () => ask<void>('close'),
+  }
 }
 export type StormServer = Awaited<ReturnType<typeof startStormServer>>
 
