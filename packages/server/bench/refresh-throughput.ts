@@ -11,7 +11,8 @@
  * BENCH_CPU_PROF=<dir> writes a --cpu-prof profile of every server process there.
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
 import { loadavg } from 'node:os';
 import pg from 'pg';
 import type { ServerOptions } from '../src/options.ts';
@@ -24,6 +25,8 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const USERS = CONCURRENCY;
 const WARMUP = 200;
 const PROFILE_DIR = process.env.BENCH_CPU_PROF;
+/** Which rows to run: `pglite` and `pg<instances>`, e.g. BENCH_ROWS=pg1 for one PostgreSQL instance only. */
+const ROWS = (process.env.BENCH_ROWS ?? 'pglite,pg1,pg2,pg3').split(',');
 const nodeArgs = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
 
 interface Row {
@@ -37,6 +40,10 @@ interface Row {
   failures: number;
   /** CPU time of the server processes per refresh (Linux /proc; NaN elsewhere): what load elsewhere on the machine does not change. */
   cpuMsPerRefresh: number;
+  /** CPU time of this process (the load generator) per refresh. */
+  clientCpuMsPerRefresh: number;
+  /** CPU time of the local PostgreSQL cluster's processes per refresh (NaN without one). */
+  dbCpuMsPerRefresh: number;
 }
 
 /** User + system CPU time of a process in ms, from /proc/<pid>/stat (clock ticks of 10 ms). */
@@ -49,10 +56,47 @@ function cpuMs(pid: number): number {
   }
 }
 const serversCpuMs = (servers: Instance[]) => servers.reduce((sum, s) => sum + cpuMs(s.pid), 0);
+/** The postmaster and its children (backends, WAL writer…): the database's CPU time so far, ms. */
+function clusterCpuMs(): number {
+  if (!cluster) return NaN;
+  let sum = cpuMs(cluster.pid);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')[1] === String(cluster.pid)) sum += cpuMs(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return sum;
+}
+const ownCpuMs = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
 
-async function post(url: string, body: unknown): Promise<{ status: number; json: { refresh_token?: string } }> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  return { status: res.status, json: (await res.json()) as { refresh_token?: string } };
+// The load generator shares the machine's cores with the servers and the database: it speaks plain
+// node:http over kept-alive sockets, which costs a fraction of what fetch does per request.
+const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+
+function post(url: string, body: unknown): Promise<{ status: number; json: { refresh_token?: string } }> {
+  const payload = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        try {
+          resolve({ status: res.statusCode!, json: JSON.parse(Buffer.concat(chunks).toString()) as { refresh_token?: string } });
+        } catch (error) {
+          reject(error);
+        }
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -90,11 +134,15 @@ async function measure(label: string, servers: Instance[]): Promise<Row> {
   await Promise.all(tokens.map((_, i) => worker(i, false)));
   budget = MAX_REFRESHES;
   const cpuBefore = serversCpuMs(servers);
+  const dbBefore = label.startsWith('PostgreSQL') ? clusterCpuMs() : NaN;
+  const ownBefore = ownCpuMs();
   const start = performance.now();
   deadline = start + MAX_SECONDS * 1000;
   await Promise.all(tokens.map((_, i) => worker(i, true)));
   const seconds = (performance.now() - start) / 1000;
   const cpu = serversCpuMs(servers) - cpuBefore;
+  const own = ownCpuMs() - ownBefore;
+  const db = clusterCpuMs() - dbBefore;
   latencies.sort((a, b) => a - b);
   return {
     store: label,
@@ -106,6 +154,8 @@ async function measure(label: string, servers: Instance[]): Promise<Row> {
     p99: percentile(latencies, 99),
     failures,
     cpuMsPerRefresh: cpu / latencies.length,
+    clientCpuMsPerRefresh: own / latencies.length,
+    dbCpuMsPerRefresh: db / latencies.length,
   };
 }
 
@@ -118,31 +168,32 @@ async function run(label: string, n: number, options: ServerOptions): Promise<Ro
   }
 }
 
-const rows: Row[] = [];
-rows.push(await run('PGlite (in memory)', 1, {}));
-
 let cluster: PgCluster | undefined;
+const rows: Row[] = [];
+if (ROWS.includes('pglite')) rows.push(await run('PGlite (in memory)', 1, {}));
+const pgInstances = [1, 2, 3].filter((n) => ROWS.includes(`pg${n}`));
+
 let adminUrl = process.env.TESSERA_BENCH_DATABASE_URL || process.env.DATABASE_URL;
-if (!adminUrl) {
+if (!adminUrl && pgInstances.length) {
   cluster = await startPgCluster();
   adminUrl = cluster.url;
 }
-const admin = new pg.Client(adminUrl);
-await admin.connect();
+const admin = pgInstances.length ? new pg.Client(adminUrl) : undefined;
+await admin?.connect();
 try {
-  for (const n of [1, 2, 3]) {
+  for (const n of pgInstances) {
     const dbName = `tessera_bench_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
-    await admin.query(`CREATE DATABASE ${dbName}`);
-    const dbUrl = new URL(adminUrl);
+    await admin!.query(`CREATE DATABASE ${dbName}`);
+    const dbUrl = new URL(adminUrl!);
     dbUrl.pathname = `/${dbName}`;
     try {
       rows.push(await run(`PostgreSQL${cluster ? ' (local, fsync off)' : ''}`, n, { databaseUrl: dbUrl.toString() }));
     } finally {
-      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+      await admin!.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
     }
   }
 } finally {
-  await admin.end();
+  await admin?.end();
   await cluster?.stop();
 }
 
@@ -150,11 +201,11 @@ const f = (n: number, d = 1) => n.toFixed(d);
 console.log(
   `\nRefresh throughput over loopback: ${USERS} users, concurrency ${CONCURRENCY}, round-robin over the instances, at most ${MAX_REFRESHES} refreshes or ${MAX_SECONDS} s per row (Node ${process.version}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')})\n`,
 );
-console.log('| store | instances | refreshes | seconds | refreshes/s | p50 ms | p99 ms | failures | server CPU ms/refresh |');
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+console.log('| store | instances | refreshes | seconds | refreshes/s | p50 ms | p99 ms | failures | CPU ms/refresh: server | database | load generator |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
   console.log(
-    `| ${r.store} | ${r.instances} | ${r.refreshes} | ${f(r.seconds, 2)} | ${f(r.perSecond, 0)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${r.failures} | ${f(r.cpuMsPerRefresh, 2)} |`,
+    `| ${r.store} | ${r.instances} | ${r.refreshes} | ${f(r.seconds, 2)} | ${f(r.perSecond, 0)} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${r.failures} | ${f(r.cpuMsPerRefresh, 2)} | ${Number.isNaN(r.dbCpuMsPerRefresh) ? '–' : f(r.dbCpuMsPerRefresh, 2)} | ${f(r.clientCpuMsPerRefresh, 2)} |`,
   );
 }
 const pgRows = rows.filter((r) => r.store.startsWith('PostgreSQL'));

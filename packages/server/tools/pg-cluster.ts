@@ -4,7 +4,7 @@
  * user (created with useradd when missing), because PostgreSQL refuses to run as root.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -12,6 +12,8 @@ import { delimiter, join } from 'node:path';
 export interface PgCluster {
   /** Connection string of the `postgres` database as superuser `tessera`. */
   url: string;
+  /** The postmaster's process id (its children are the backends), for the bench's CPU accounting. */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -102,6 +104,7 @@ export async function startPgCluster(): Promise<PgCluster> {
   let stopped = false;
   return {
     url: `postgres://tessera@127.0.0.1:${port}/postgres`,
+    pid: Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]),
     async stop() {
       if (stopped) return;
       stopped = true;
