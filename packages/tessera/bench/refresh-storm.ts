@@ -162,8 +162,10 @@ async function main() {
   console.log('The runs interleave the contestants (odd runs in reverse order), each storm on a collected heap; the server runs in a process of its own.')
   console.log('"× ref" is the median over the runs of (this storm / the reference single flight\'s storm on the same client in the same run): pairs cancel the')
   console.log('machine\'s slow and fast phases. Client CPU is this process\'s CPU time during the storm (the server\'s not included).\n')
-  // Warm-up (not reported): JIT, sockets and module caches for every contestant.
-  for (const make of Object.values(contestants)) for (const path of ['known', 'unknown'] as const) await storm(server, make, 10, path)
+  // Warm-up (not reported), at the largest size: JIT, module caches, and as many open sockets as a
+  // storm needs, so that no measured storm pays for opening them (the first did: twice the CPU).
+  const warm = Math.max(...SIZES)
+  for (const make of Object.values(contestants)) for (const path of ['known', 'unknown'] as const) await storm(server, make, warm, path)
   const ratios: string[] = []
   for (const n of SIZES)
     for (const path of ['known', 'unknown'] as const) {
