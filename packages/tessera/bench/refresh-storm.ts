@@ -178,18 +178,25 @@ async function main() {
       console.log(`## N = ${n}, ${PATHS[path]} — ${load()}\n`)
       console.log('| contestant | refresh calls | reuse rejected | 401s served | failed | hung | median wall (ms) | × ref | median client CPU (ms) | × ref |')
       console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
-      const x = (name: string, other: string, k: 'ms' | 'cpuMs') => median(runs[name]!.map((run, r) => run[k] / runs[other]![r]![k])).toFixed(2)
+      const paired = (name: string, other: string, k: 'ms' | 'cpuMs') => runs[name]!.map((run, r) => run[k] / runs[other]![r]![k])
+      const x = (name: string, other: string, k: 'ms' | 'cpuMs') => median(paired(name, other, k)).toFixed(2)
+      // The spread of the runs' ratios: where the median could as well have fallen.
+      const spread = (name: string, other: string, k: 'ms' | 'cpuMs') => {
+        const all = paired(name, other, k)
+        return `${Math.min(...all).toFixed(2)}–${Math.max(...all).toFixed(2)}`
+      }
       for (const name of Object.keys(contestants))
         console.log(
           `| ${name} | ${m(name, 'refresh')} | ${m(name, 'reuse')} | ${m(name, 'unauthorized')} | ${m(name, 'failed')} | ${m(name, 'hung')} | ${m(name, 'ms').toFixed(0)} | ${x(name, ref(name), 'ms')} | ${m(name, 'cpuMs').toFixed(0)} | ${x(name, ref(name), 'cpuMs')} |`,
         )
       console.log()
-      const row = (label: string, name: string, other: string) => ratios.push(`| ${label} | ${n} | ${path} | ${x(name, other, 'ms')} | ${x(name, other, 'cpuMs')} |`)
+      const row = (label: string, name: string, other: string) =>
+        ratios.push(`| ${label} | ${n} | ${path} | ${x(name, other, 'ms')} | ${spread(name, other, 'ms')} | ${x(name, other, 'cpuMs')} | ${spread(name, other, 'cpuMs')} |`)
       for (const name of Object.keys(tessera)) row(name, `tessera · ${name}`, `reference · ${name}`)
       if (runs['@urql/exchange-auth 3']) row('urql vs @urql/exchange-auth', 'tessera · urql', '@urql/exchange-auth 3')
     }
   console.log(`## Tessera / reference single flight (medians of paired ratios; goal: wall time ≤ 1.00) — ${load()}\n`)
-  console.log('| transport | N | path | wall time | client CPU |\n|---|---:|---|---:|---:|')
+  console.log(`| transport | N | path | wall time | its ${RUNS} runs | client CPU | its ${RUNS} runs |\n|---|---:|---|---:|---|---:|---|`)
   for (const row of ratios.sort()) console.log(row)
   const o = await overhead(server)
   console.log(`\n## Per-request overhead (loopback, keep-alive, ${OVERHEAD_REQUESTS} requests at concurrency ${OVERHEAD_CONCURRENCY}, median of ${OVERHEAD_ROUNDS}, valid token) — ${load()}\n`)
