@@ -23,7 +23,9 @@ import { reference, tessera, tesseraSession } from './contestants.js'
 import { REFRESH_LATENCY_MS, skewedClock, startStormServer, type Contestant, type StormServer } from './storm-kit.js'
 
 const SIZES = (process.env.BENCH_SIZES ?? '100,1000').split(',').map(Number)
-const RUNS = Number(process.env.BENCH_RUNS ?? 7)
+// Even: in a run the contestant first in each Tessera/reference pair follows another client (whose
+// aftermath it may pay for), and odd runs reverse the order, so each side is first in half the runs.
+const RUNS = Number(process.env.BENCH_RUNS ?? 8)
 const HANG_MS = 10_000
 const OVERHEAD_REQUESTS = Number(process.env.BENCH_OVERHEAD ?? 20_000)
 const OVERHEAD_CONCURRENCY = 50
@@ -81,7 +83,11 @@ async function storm(server: StormServer, make: Contestant, n: number, path: Pat
   return { refresh, reuse, unauthorized, failed, hung, ms, cpuMs: (user + system) / 1000 }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
 const load = () => `load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`
 
 async function overhead(server: StormServer) {
