@@ -58,7 +58,7 @@ function cpuMs(pid: number): number {
   }
 }
 const serversCpuMs = (servers: Instance[]) => servers.reduce((sum, s) => sum + cpuMs(s.pid), 0);
-/** The postmaster and its children (backends, WAL writer…): the database's CPU time so far, ms. */
+/** The local cluster's postmaster and its children (backends, WAL writer…): the database's CPU time so far, ms; NaN without a local cluster (PGlite rows run before it starts). */
 function clusterCpuMs(): number {
   if (!cluster) return NaN;
   let sum = cpuMs(cluster.pid);
@@ -136,7 +136,7 @@ async function measure(label: string, servers: Instance[]): Promise<Row> {
   await Promise.all(tokens.map((_, i) => worker(i, false)));
   budget = MAX_REFRESHES;
   const cpuBefore = serversCpuMs(servers);
-  const dbBefore = label.startsWith('PostgreSQL') ? clusterCpuMs() : NaN;
+  const dbBefore = clusterCpuMs();
   const ownBefore = ownCpuMs();
   const start = performance.now();
   deadline = start + MAX_SECONDS * 1000;

@@ -18,8 +18,6 @@ export interface StormCounters {
   reuse: number
   unauthorized: number
   api: number
-  /** TCP connections the clients opened. */
-  connections: number
 }
 
 /**
@@ -31,7 +29,7 @@ export function serveStorm() {
   let n = 0
   const access = new Set<string>()
   const refresh = new Map<string, 'fresh' | 'used'>()
-  const counters: StormCounters = { refresh: 0, reuse: 0, unauthorized: 0, api: 0, connections: 0 }
+  const counters: StormCounters = { refresh: 0, reuse: 0, unauthorized: 0, api: 0 }
   const issue = () => {
     const id = ++n
     access.add(`at-${id}`)
@@ -70,13 +68,12 @@ export function serveStorm() {
   const server = createServer((req, res) => void handle(req, res).catch(() => res.destroy()))
   // Longer than any pause between storms: a client reusing a socket the server just closed would see ECONNRESET.
   server.keepAliveTimeout = 120_000
-  server.on('connection', () => counters.connections++)
   return new Promise<{ port: number; counters: StormCounters; reset(): void; expireAll(): void; close(): Promise<void> }>((resolve) =>
     server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () =>
       resolve({
         port: (server.address() as AddressInfo).port,
         counters,
-        reset: () => void Object.assign(counters, { refresh: 0, reuse: 0, unauthorized: 0, api: 0, connections: 0 }),
+        reset: () => void Object.assign(counters, { refresh: 0, reuse: 0, unauthorized: 0, api: 0 }),
         expireAll: () => access.clear(),
         close: () =>
           new Promise<void>((r) => {
