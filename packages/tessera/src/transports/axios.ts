@@ -63,8 +63,9 @@ const defaultIsAuthError = (error: AxiosError) => error.response?.status === 401
  */
 export function attachAuth(instance: AxiosInstance, auth: AuthTransportApi, options: AxiosAuthOptions = {}): () => void {
   const isAuthError = options.isAuthError ?? defaultIsAuthError
-  // The grant each request was sent with, keyed by the config axios hands back on errors.
-  const sent = new WeakMap<InternalAxiosRequestConfig, Grant>()
+  // The grant and URL each request was sent with, keyed by the config axios hands back (kept off
+  // the config, where a logger would print it).
+  const sent = new WeakMap<InternalAxiosRequestConfig, { grant: Grant; url: string }>()
   const signalOf = (config: AxiosRequestConfig) =>
     typeof AbortSignal !== 'undefined' && config.signal instanceof AbortSignal ? config.signal : null
 
@@ -72,28 +73,31 @@ export function attachAuth(instance: AxiosInstance, auth: AuthTransportApi, opti
     const url = uriOf(instance, config)
     if (config.tessera === 'none' || url === null || !auth.isAllowedUrl(url)) return config
     const grant = await auth.getGrant({ signal: signalOf(config), method: config.method, url })
-    config.headers.set(grant.headers)
-    sent.set(config, grant)
+    for (const name in grant.headers) config.headers.set(name, grant.headers[name])
+    sent.set(config, { grant, url })
     return config
   })
 
   const response = instance.interceptors.response.use(
-    (res) => (sent.get(res.config)?.retry?.(res), res), // a server's new DPoP nonce is kept
+    (res) => (sent.get(res.config)?.grant.retry?.(res), res), // a server's new DPoP nonce is kept
     async (error: unknown) => {
       const axiosError = error as AxiosError
       const config = (axiosError?.isAxiosError ? axiosError.config : undefined) as (InternalAxiosRequestConfig & { tesseraNonce?: true }) | undefined
-      const grant = config && sent.get(config)
-      if (!config || !grant) throw error
+      const attempt = config && sent.get(config)
+      if (!config || !attempt) throw error
+      const { grant, url } = attempt
       // A server asking for its DPoP nonce gets the request once more: not a 401 (no refresh, the replay kept).
       if (axiosError.response && grant.retry?.(axiosError.response)) {
-        if (!config.tesseraNonce) return instance.request({ ...config, tesseraNonce: true } as AxiosRequestConfig)
+        if (!config.tesseraNonce) return instance.request(((config.tesseraNonce = true), config))
         throw error // asked twice: the server's answer, not a reason to refresh
       }
       if (config.tessera === 'no-replay' || !isAuthError(axiosError)) throw error
       // The request's URL: a token per audience is refreshed for the API that refused it.
-      await auth.handleUnauthorized(grant.generation, { signal: signalOf(config), method: config.method, url: uriOf(instance, config) ?? undefined })
-      // The request interceptor attaches the token current at replay time (P7).
-      return instance.request({ ...config, tessera: 'no-replay' })
+      await auth.handleUnauthorized(grant.generation, { signal: signalOf(config), method: config.method, url })
+      // The request interceptor attaches the token current at replay time (P7). The config is
+      // axios' own merged copy (not the caller's object), and is merged anew for the replay.
+      config.tessera = 'no-replay'
+      return instance.request(config)
     },
   )
 
