@@ -7,11 +7,12 @@
  * Each Tessera transport is compared with a minimal correct single flight written for the same
  * client (`reference`, bench/contestants.ts), in the same run: the median over the runs of the
  * paired ratio (Tessera's storm / the reference's storm of that run), for wall time and for this
- * process's CPU time (the server runs in a child process, bench/storm-server.ts).
+ * process's CPU time (the server runs in a child process, bench/storm-server.ts). The reference
+ * also runs a second time as `control`: its ratio to itself is the noise floor of that run.
  * Then the per-request overhead of `auth.fetch` against the fetch it wraps on loopback.
  *
  *   npm run bench -w tessera            (or: npx tsx bench/refresh-storm.ts in packages/tessera)
- *   BENCH_SIZES=100 BENCH_RUNS=1 BENCH_OVERHEAD=2000 …   to shorten
+ *   BENCH_SIZES=100 BENCH_RUNS=1 BENCH_OVERHEAD=2000 BENCH_CONTROL=0 …   to shorten
  *
  * Bounded: each request counts as hung after 10 s; every loop has a fixed count.
  */
@@ -24,9 +25,10 @@ import { reference, tessera, tesseraSession } from './contestants.js'
 import { REFRESH_LATENCY_MS, skewedClock, startStormServer, type Contestant, type StormServer } from './storm-kit.js'
 
 const SIZES = (process.env.BENCH_SIZES ?? '100,1000').split(',').map(Number)
-// Even: in a run the contestant first in each Tessera/reference pair follows another client (whose
-// aftermath it may pay for), and odd runs reverse the order, so each side is first in half the runs.
+// The order within a client's group rotates from run to run, so each contestant takes each place
+// about equally often over the runs.
 const RUNS = Number(process.env.BENCH_RUNS ?? 8)
+const CONTROL = process.env.BENCH_CONTROL !== '0'
 const HANG_MS = 10_000
 const OVERHEAD_REQUESTS = Number(process.env.BENCH_OVERHEAD ?? 20_000)
 const OVERHEAD_CONCURRENCY = 50
@@ -154,12 +156,17 @@ async function overhead(server: StormServer) {
   }
 }
 
+/** The client a contestant drives: storms are grouped by it. */
+const clientOf = (name: string) => (name.includes(' · ') ? name.split(' · ')[1]! : name.includes('urql') ? 'urql' : name.includes('axios') ? 'axios' : name)
+
 async function main() {
   const server = await startStormServer()
   const contestants: Record<string, Contestant> = {}
   for (const name of Object.keys(tessera)) {
     contestants[`tessera · ${name}`] = tessera[name]!
     contestants[`reference · ${name}`] = reference[name]!
+    // The same reference once more: its ratio to the reference is what chance alone makes of a pair.
+    if (CONTROL) contestants[`control · ${name}`] = reference[name]!
   }
   try {
     // The libraries users leave: installed by bench/install.mjs (`npm run bench` runs it).
@@ -168,12 +175,17 @@ async function main() {
   } catch (e) {
     console.log(`(the libraries compared with are not installed: run \`node bench/install.mjs\`; ${(e as Error).message})\n`)
   }
+  const groups = new Map<string, string[]>()
+  for (const name of Object.keys(contestants)) groups.set(clientOf(name), [...(groups.get(clientOf(name)) ?? []), name])
   console.log(`# Refresh storm — ${new Date().toISOString()}, Node ${process.version}, ${RUNS} run(s) per cell`)
   console.log(`Single-use refresh tokens (reuse rejected); refresh takes ${REFRESH_LATENCY_MS} ms; a request is hung after ${HANG_MS / 1000} s.`)
   console.log('Counts are medians over the runs; wall time is the median time until every request settled (or was declared hung).')
-  console.log('The runs interleave the contestants (odd runs in reverse order), each storm on a collected heap; the server runs in a process of its own.')
+  console.log('Each run storms client by client: first an unmeasured storm of that client\'s reference (the cost of switching clients lands there), then')
+  console.log('its contestants in an order that rotates from run to run; each storm on a collected heap; the server runs in a process of its own.')
   console.log('"× ref" is the median over the runs of (this storm / the reference single flight\'s storm on the same client in the same run): pairs cancel the')
-  console.log('machine\'s slow and fast phases. Client CPU is this process\'s CPU time during the storm (the server\'s not included).\n')
+  console.log('machine\'s slow and fast phases. Client CPU is this process\'s CPU time during the storm (the server\'s not included).')
+  if (CONTROL) console.log('"control" is the reference once more: its ratio shows how far from 1.00 chance alone moves a ratio in this run.')
+  console.log()
   // Warm-up (not reported), at the largest size: JIT, module caches, and as many open sockets as a
   // storm needs, so that no measured storm pays for opening them (the first did: twice the CPU).
   const warm = Math.max(...SIZES)
@@ -182,11 +194,17 @@ async function main() {
   for (const n of SIZES)
     for (const path of ['known', 'unknown'] as const) {
       const runs: Record<string, Outcome[]> = {}
-      // Odd runs go in reverse order, so that no contestant always runs right after the same other.
-      const order = Object.entries(contestants)
-      for (let r = 0; r < RUNS; r++) for (const [name, make] of r % 2 ? [...order].reverse() : order) (runs[name] ??= []).push(await storm(server, make, n, path))
+      for (let r = 0; r < RUNS; r++)
+        for (const [client, names] of groups) {
+          await storm(server, contestants[`reference · ${client}`]!, n, path) // the primer
+          // Run r starts at the r-th contestant: over the runs each takes each place about as often.
+          for (let i = 0; i < names.length; i++) {
+            const name = names[(i + r) % names.length]!
+            ;(runs[name] ??= []).push(await storm(server, contestants[name]!, n, path))
+          }
+        }
       const m = (name: string, k: keyof Outcome) => median(runs[name]!.map((x) => x[k]))
-      const ref = (name: string) => (name.startsWith('tessera · ') ? `reference · ${name.slice(10)}` : name.includes('urql') ? 'reference · urql' : name.includes('axios') ? 'reference · axios' : name)
+      const ref = (name: string) => `reference · ${clientOf(name)}`
       console.log(`## N = ${n}, ${PATHS[path]} — ${load()}\n`)
       console.log('| contestant | refresh calls | reuse rejected | 401s served | failed | hung | median wall (ms) | × ref | median client CPU (ms) | × ref |')
       console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
@@ -204,7 +222,10 @@ async function main() {
       console.log()
       const row = (label: string, name: string, other: string) =>
         ratios.push(`| ${label} | ${n} | ${path} | ${x(name, other, 'ms')} | ${spread(name, other, 'ms')} | ${x(name, other, 'cpuMs')} | ${spread(name, other, 'cpuMs')} |`)
-      for (const name of Object.keys(tessera)) row(name, `tessera · ${name}`, `reference · ${name}`)
+      for (const name of Object.keys(tessera)) {
+        row(name, `tessera · ${name}`, `reference · ${name}`)
+        if (CONTROL) row(`${name}: control (reference / reference)`, `control · ${name}`, `reference · ${name}`)
+      }
       if (runs['@urql/exchange-auth 3']) row('urql vs @urql/exchange-auth', 'tessera · urql', '@urql/exchange-auth 3')
     }
   console.log(`## Tessera / reference single flight (medians of paired ratios; goal: wall time ≤ 1.00) — ${load()}\n`)
