@@ -93,7 +93,6 @@ describe('axios: refresh and replay', () => {
     expect(tokenOf('/api/echo')).toEqual(['Bearer at-1', 'Bearer at-2'])
   })
 
-
   it('P5: the replay marks axios’ merged copy, never the caller’s config, which replays again when sent again', async () => {
     const { api, fake } = await client()
     const config = { url: '/api/echo', headers: { 'X-Mine': '1' } }
@@ -105,6 +104,7 @@ describe('axios: refresh and replay', () => {
     expect(tokenOf('/api/echo')).toEqual(['Bearer at-1', 'Bearer at-2', 'Bearer at-2', 'Bearer at-3'])
     expect(fake.refreshCalls).toBe(2)
   })
+
   it('P5/I3: a 401 right after a successful refresh surfaces after one replay, no loop', async () => {
     const { api, fake } = await client()
     const error = await api.get('/api/always-401').catch((e: unknown) => e)

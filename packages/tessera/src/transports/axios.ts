@@ -88,8 +88,9 @@ export function attachAuth(instance: AxiosInstance, auth: AuthTransportApi, opti
       const { grant, url } = attempt
       // A server asking for its DPoP nonce gets the request once more: not a 401 (no refresh, the replay kept).
       if (axiosError.response && grant.retry?.(axiosError.response)) {
-        if (!config.tesseraNonce) return instance.request(((config.tesseraNonce = true), config))
-        throw error // asked twice: the server's answer, not a reason to refresh
+        if (config.tesseraNonce) throw error // asked twice: the server's answer, not a reason to refresh
+        config.tesseraNonce = true
+        return instance.request(config)
       }
       if (config.tessera === 'no-replay' || !isAuthError(axiosError)) throw error
       // The request's URL: a token per audience is refreshed for the API that refused it.
