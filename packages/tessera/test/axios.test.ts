@@ -105,6 +105,17 @@ describe('axios: refresh and replay', () => {
     expect(fake.refreshCalls).toBe(2)
   })
 
+  it('I3: a 401 is still replayed when an interceptor that runs after Tessera’s hands axios a copy of the config', async () => {
+    const { auth, fake } = await fresh(server)
+    const api = axios.create({ baseURL: server.url })
+    api.interceptors.request.use((config) => ({ ...config })) // registered first, so axios runs it last
+    attachAuth(api, auth)
+    fake.revokeAccess()
+    await expect(api.get('/api/data')).resolves.toMatchObject({ data: { token: 'at-2' } })
+    expect(tokenOf('/api/data')).toEqual(['Bearer at-1', 'Bearer at-2'])
+    expect(fake.refreshCalls).toBe(1)
+  })
+
   it('P5/I3: a 401 right after a successful refresh surfaces after one replay, no loop', async () => {
     const { api, fake } = await client()
     const error = await api.get('/api/always-401').catch((e: unknown) => e)
