@@ -8,7 +8,9 @@
  * client (`reference`, bench/contestants.ts), in the same run: the median over the runs of the
  * paired ratio (Tessera's storm / the reference's storm of that run), for wall time and for this
  * process's CPU time (the server runs in a child process, bench/storm-server.ts). The reference
- * also runs a second time as `control`: its ratio to itself is the noise floor of that run.
+ * also runs a second time as `control`: its ratio to itself is the noise floor of that run, and
+ * the mean over a transport's cells of Tessera's ratio minus the control's is what chance alone
+ * does not explain.
  * Then the per-request overhead of `auth.fetch` against the fetch it wraps on loopback.
  *
  *   npm run bench -w tessera            (or: npx tsx bench/refresh-storm.ts in packages/tessera)
@@ -191,6 +193,8 @@ async function main() {
   const warm = Math.max(...SIZES)
   for (const make of Object.values(contestants)) for (const path of ['known', 'unknown'] as const) await storm(server, make, warm, path)
   const ratios: string[] = []
+  /** Per transport, each cell's median wall-time ratio: [Tessera, control], both over the reference. */
+  const versus: Record<string, [number, number][]> = {}
   for (const n of SIZES)
     for (const path of ['known', 'unknown'] as const) {
       const runs: Record<string, Outcome[]> = {}
@@ -224,13 +228,23 @@ async function main() {
         ratios.push(`| ${label} | ${n} | ${path} | ${x(name, other, 'ms')} | ${spread(name, other, 'ms')} | ${x(name, other, 'cpuMs')} | ${spread(name, other, 'cpuMs')} |`)
       for (const name of Object.keys(tessera)) {
         row(name, `tessera · ${name}`, `reference · ${name}`)
-        if (CONTROL) row(`${name}: control (reference / reference)`, `control · ${name}`, `reference · ${name}`)
+        if (!CONTROL) continue
+        row(`${name}: control (reference / reference)`, `control · ${name}`, `reference · ${name}`)
+        const cell = (who: string) => median(paired(`${who} · ${name}`, `reference · ${name}`, 'ms'))
+        ;(versus[name] ??= []).push([cell('tessera'), cell('control')])
       }
       if (runs['@urql/exchange-auth 3']) row('urql vs @urql/exchange-auth', 'tessera · urql', '@urql/exchange-auth 3')
     }
   console.log(`## Tessera / reference single flight (medians of paired ratios; goal: wall time ≤ 1.00) — ${load()}\n`)
   console.log(`| transport | N | path | wall time | its ${RUNS} runs | client CPU | its ${RUNS} runs |\n|---|---:|---|---:|---|---:|---|`)
   for (const row of ratios.sort()) console.log(row)
+  // One cell can land anywhere the control's can; a real difference shows in the mean over the cells.
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
+  for (const [name, cells] of Object.entries(versus)) {
+    const gap = mean(cells.map(([t]) => t)) - mean(cells.map(([, c]) => c))
+    const over = cells.filter(([, c]) => c > 1).length
+    console.log(`${name}: Tessera − control, mean over its ${cells.length} wall-time cells: ${gap >= 0 ? '+' : ''}${gap.toFixed(3)} (the control above 1.00 in ${over} of them)`)
+  }
   const o = await overhead(server)
   console.log(`\n## Per-request overhead (loopback, keep-alive, ${OVERHEAD_REQUESTS} requests at concurrency ${OVERHEAD_CONCURRENCY}, median of ${OVERHEAD_ROUNDS}, valid token) — ${load()}\n`)
   console.log('| client | requests/s | client CPU per request (µs) |')
