@@ -116,6 +116,16 @@ describe('axios: refresh and replay', () => {
     expect(fake.refreshCalls).toBe(1)
   })
 
+  it('I5: a config that was sent with a token and is sent again as a visitor request is not refreshed for, nor replayed with a token', async () => {
+    const { api, fake } = await client()
+    const { config } = await api.get('/api/data') // axios' merged config, as an app may keep and send again
+    fake.revokeAccess()
+    const error = await api.request({ ...config, headers: {}, tessera: 'none' }).catch((e: unknown) => e)
+    expect((error as AxiosError).response?.status).toBe(401)
+    expect(tokenOf('/api/data')).toEqual([`Bearer at-1`, null])
+    expect(fake.refreshCalls).toBe(0)
+  })
+
   it('P5/I3: a 401 right after a successful refresh surfaces after one replay, no loop', async () => {
     const { api, fake } = await client()
     const error = await api.get('/api/always-401').catch((e: unknown) => e)

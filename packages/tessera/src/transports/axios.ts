@@ -76,6 +76,8 @@ export function attachAuth(instance: AxiosInstance, auth: AuthTransportApi, opti
 
   const request = instance.interceptors.request.use(async (config) => {
     const url = uriOf(instance, config)
+    // axios' merge copies symbol keys: a config sent before with a token comes back with its stamp.
+    ;(config as Sent)[GENERATION] = undefined
     if (config.tessera === 'none' || url === null || !auth.isAllowedUrl(url)) return config
     const grant = await auth.getGrant({ signal: signalOf(config), method: config.method, url })
     for (const name in grant.headers) config.headers.set(name, grant.headers[name])
@@ -100,7 +102,7 @@ export function attachAuth(instance: AxiosInstance, auth: AuthTransportApi, opti
       }
       if (config.tessera === 'no-replay' || !isAuthError(axiosError)) throw error
       // The request's URL: a token per audience is refreshed for the API that refused it.
-      await auth.handleUnauthorized(generation, { signal: signalOf(config), method: config.method, url: uriOf(instance, config)! })
+      await auth.handleUnauthorized(generation, { signal: signalOf(config), method: config.method, url: uriOf(instance, config) ?? undefined })
       // The request interceptor attaches the token current at replay time (P7). The config is
       // axios' own merged copy (not the caller's object), and is merged anew for the replay.
       config.tessera = 'no-replay'
